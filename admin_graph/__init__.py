@@ -1,0 +1,1 @@
+"""django-dagflow's admin face: ModelAdmins, the graph, run views and the editor."""

@@ -1,0 +1,7 @@
+"""django-dagflow's engine: workflows stored as DAGs of steps, run as Celery canvases."""
+
+from workflows.registry import StepContext, registry, step
+
+__version__ = "0.1.0"
+
+__all__ = ["StepContext", "__version__", "registry", "step"]

@@ -1,0 +1,296 @@
+"""Execute one step of a run, idempotently: the body of the ``run_step`` task.
+
+The database decides everything: whether this message may run the step at all
+(its generation is current and it wins the claim), whether the upstream steps
+succeeded, and where the outcome goes. Nothing raises into the canvas, so a
+chord always completes and the steps after a failure settle themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import traceback
+from contextlib import contextmanager
+from datetime import timedelta
+
+from django.db import close_old_connections, connection
+from django.db.models import F, Q
+from django.utils import timezone
+
+from workflows.conf import app_settings
+from workflows.exceptions import StepResultError, StepTimeout
+from workflows.models import StepAttempt, StepRun, WorkflowRun
+from workflows.registry import NotRegistered, StepContext, registry
+from workflows.states import RUN_FINAL, StepStatus
+
+logger = logging.getLogger("workflows.execution")
+
+OPEN = (StepStatus.PENDING, StepStatus.QUEUED)
+ACTIVE = (StepStatus.RUNNING, StepStatus.RETRYING)
+
+
+def worker_name() -> str:
+    """Return ``host:pid`` of this process, as stored on the steps it runs."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def execute_step(run_id: int, key: str, generation: int) -> str:
+    """Run step *key* of run *run_id* if this message may; return what happened."""
+    run = (
+        WorkflowRun.objects.filter(pk=run_id)
+        .only("generation", "status", "params")
+        .first()
+    )
+    if run is None or run.generation != generation or run.status in RUN_FINAL:
+        return "stale"
+    step_run = StepRun.objects.filter(run_id=run_id, key=key).first()
+    if step_run is None:
+        return "stale"
+    after = step_run.spec.get("after", [])
+    upstream = {
+        u.key: u
+        for u in StepRun.objects.filter(run_id=run_id, key__in=after).only(
+            "key", "status", "result"
+        )
+    }
+    blocked = _blocked_status(upstream)
+    if blocked:
+        settled = _open_steps(run_id, key, generation).update(
+            status=blocked,
+            finished_at=timezone.now(),
+            error=f"Not run: an upstream step ended {blocked.replace('_', ' ')}."
+            if blocked == StepStatus.CANCELLED
+            else "Not run: an upstream step failed.",
+        )
+        return str(blocked) if settled else "skipped"
+    if any(u.status != StepStatus.SUCCESS for u in upstream.values()):
+        # Only a duplicate join can get here; the reconciler resumes the run.
+        logger.warning("run %s step %s: upstream not finished; left pending", run_id, key)
+        return "waiting"
+    me = worker_name()
+    if not _claim(step_run, generation, me):
+        return "skipped"
+    inputs = {k: upstream[k].result for k in after}
+    with _heartbeat(step_run.pk, me):  # also through retry delays
+        return _attempts(step_run, run, inputs, me)
+
+
+def _open_steps(run_id: int, key: str, generation: int):
+    return StepRun.objects.filter(
+        run_id=run_id,
+        key=key,
+        status__in=OPEN,
+        run__generation=generation,
+    )
+
+
+def _blocked_status(upstream: dict[str, StepRun]) -> str | None:
+    statuses = {u.status for u in upstream.values()}
+    if StepStatus.CANCELLED in statuses:
+        return StepStatus.CANCELLED
+    if statuses & {StepStatus.FAILED, StepStatus.UPSTREAM_FAILED}:
+        return StepStatus.UPSTREAM_FAILED
+    return None
+
+
+def _claim(step_run: StepRun, generation: int, me: str) -> bool:
+    """Take the step with one conditional UPDATE; False if another delivery has it.
+
+    A step marked running may be taken over only when its process is known to
+    be gone: same host and a dead pid, or a heartbeat older than STALE_AFTER.
+    """
+    now = timezone.now()
+    mine = Q(status__in=OPEN)
+    if step_run.status in ACTIVE and _owner_is_gone(step_run, now):
+        mine = Q(status__in=ACTIVE, worker=step_run.worker)
+    claimed = StepRun.objects.filter(
+        mine, pk=step_run.pk, run__generation=generation
+    ).update(
+        status=StepStatus.RUNNING,
+        worker=me,
+        heartbeat_at=now,
+        started_at=step_run.started_at or now,
+        attempts=F("attempts") + 1,
+    )
+    if claimed:
+        step_run.refresh_from_db()
+    return bool(claimed)
+
+
+def _owner_is_gone(step_run: StepRun, now) -> bool:
+    host, _, pid = step_run.worker.rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+    limit = now - timedelta(seconds=app_settings.STALE_AFTER)
+    return step_run.heartbeat_at is None or step_run.heartbeat_at < limit
+
+
+def _attempts(step_run: StepRun, run: WorkflowRun, inputs: dict, me: str) -> str:
+    spec = step_run.spec
+    try:
+        step_type = registry.get(spec["type"])
+    except NotRegistered as exc:
+        _finish(step_run, me, StepStatus.FAILED, error=str(exc))
+        return "failed"
+    retries = int(spec.get("retries") or 0)
+    delay = float(spec.get("retry_delay") or 0)
+    timeout = spec.get("timeout")
+    while True:
+        attempt = StepAttempt.objects.create(
+            step_run=step_run,
+            number=step_run.attempts,
+            status=StepStatus.RUNNING,
+            worker=me,
+            started_at=timezone.now(),
+        )
+        context = StepContext(
+            run_id=run.pk,
+            step_key=step_run.key,
+            attempt=step_run.attempts,
+            run_params=run.params,
+        )
+        error = tb = ""
+        try:
+            value = _call(step_type.function, spec["params"], inputs, context, timeout)
+            stored = _storable(value)
+        except StepTimeout as exc:
+            error, tb = str(exc), ""
+        except Exception as exc:
+            error, tb = f"{type(exc).__name__}: {exc}", traceback.format_exc()
+        log = _cut("\n".join(context.lines))
+        attempt.finished_at = timezone.now()
+        attempt.status = StepStatus.FAILED if error else StepStatus.SUCCESS
+        attempt.error, attempt.traceback, attempt.log = error, tb, log
+        attempt.save()
+        if not error:
+            done = _finish(step_run, me, StepStatus.SUCCESS, result=stored, log=log)
+            return "success" if done else "discarded"
+        if step_run.attempts > retries:
+            done = _finish(
+                step_run, me, StepStatus.FAILED, error=error, traceback=tb, log=log
+            )
+            return "failed" if done else "discarded"
+        if not _mine(step_run, me).update(
+            status=StepStatus.RETRYING, error=error, traceback=tb, log=log
+        ):
+            return "discarded"  # cancelled meanwhile
+        time.sleep(delay)
+        if not _mine(step_run, me, StepStatus.RETRYING).update(
+            status=StepStatus.RUNNING,
+            attempts=F("attempts") + 1,
+            heartbeat_at=timezone.now(),
+        ):
+            return "discarded"
+        step_run.refresh_from_db()
+
+
+def _mine(step_run: StepRun, me: str, status: str = StepStatus.RUNNING):
+    return StepRun.objects.filter(pk=step_run.pk, status=status, worker=me)
+
+
+def _finish(step_run: StepRun, me: str, status: str, **fields) -> bool:
+    """Write the outcome unless the step was cancelled or taken over meanwhile."""
+    fields.setdefault("error", "")
+    fields.setdefault("traceback", "")
+    return bool(
+        _mine(step_run, me).update(status=status, finished_at=timezone.now(), **fields)
+    )
+
+
+def _storable(value: object) -> object:
+    """Return *value* if it can be stored as JSON, else raise StepResultError."""
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise StepResultError(
+            f"The step returned a result that cannot be stored as JSON: {exc}"
+        ) from exc
+    limit = app_settings.RESULT_MAX_BYTES
+    if len(text.encode()) > limit:
+        raise StepResultError(
+            f"The step returned {len(text.encode())} bytes of JSON; the limit "
+            f"(DAGFLOW['RESULT_MAX_BYTES']) is {limit}."
+        )
+    return json.loads(text)
+
+
+def _cut(text: str) -> str:
+    limit = app_settings.LOG_MAX_CHARS
+    return text if len(text) <= limit else "[…]\n" + text[-limit:]
+
+
+def _call(function, params: dict, inputs: dict, context: StepContext, timeout):
+    """Call the step function, raising StepTimeout past *timeout* seconds.
+
+    In a process's main thread (Celery's prefork and solo pools) a SIGALRM
+    timer interrupts the function. Elsewhere the function runs in a helper
+    thread that is abandoned when it overruns: Python cannot stop a thread.
+    """
+    if not timeout:
+        return function(params, inputs, context)
+    message = f"Timed out after {timeout:g} seconds."
+    if threading.current_thread() is threading.main_thread():
+
+        def alarm(signum, frame):
+            raise StepTimeout(message)
+
+        previous = signal.signal(signal.SIGALRM, alarm)
+        signal.setitimer(signal.ITIMER_REAL, float(timeout))
+        try:
+            return function(params, inputs, context)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+    box: dict = {}
+
+    def target():
+        try:
+            box["value"] = function(params, inputs, context)
+        except BaseException as exc:
+            box["error"] = exc
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(float(timeout))
+    if thread.is_alive():
+        raise StepTimeout(message)
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+@contextmanager
+def _heartbeat(step_run_id: int, me: str):
+    """Refresh ``heartbeat_at`` while the step runs, from a side thread."""
+    stop = threading.Event()
+
+    def beat():
+        try:
+            while not stop.wait(app_settings.HEARTBEAT_INTERVAL):
+                StepRun.objects.filter(pk=step_run_id, worker=me).update(
+                    heartbeat_at=timezone.now()
+                )
+        finally:
+            close_old_connections()
+            connection.close()
+
+    thread = threading.Thread(target=beat, daemon=True, name="dagflow-heartbeat")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)
