@@ -53,12 +53,21 @@ TEMPLATES = [
     }
 ]
 
-RUN_DIR = Path(os.environ.get("DAGFLOW_TEST_DIR", tempfile.gettempdir())) / "dagflow-tests"
+# One folder, queue and broker folder per test session, inherited by the worker
+# process through the environment, so concurrent sessions never meet.
+os.environ.setdefault("DAGFLOW_TEST_SESSION", f"s{os.getpid()}")
+SESSION = os.environ["DAGFLOW_TEST_SESSION"]
+RUN_DIR = (
+    Path(os.environ.get("DAGFLOW_TEST_DIR", tempfile.gettempdir()))
+    / "dagflow-tests"
+    / SESSION
+)
 RUN_DIR.mkdir(parents=True, exist_ok=True)
 
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{RUN_DIR / 'db.sqlite3'}"),
+        os.environ.get("DAGFLOW_WORKER_DATABASE_URL")
+        or os.environ.get("DATABASE_URL", f"sqlite:///{RUN_DIR / 'db.sqlite3'}"),
         conn_max_age=0,
     )
 }
@@ -66,7 +75,7 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # The worker process shares the test database, so it must be a file
     # (TEST NAME), in WAL mode with a busy timeout for concurrent writers.
     DATABASES["default"]["TEST"] = {
-        "NAME": os.environ.get("DAGFLOW_TEST_SQLITE", str(RUN_DIR / "test.sqlite3"))
+        "NAME": str(RUN_DIR / "test.sqlite3")
     }
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 30,
@@ -75,7 +84,7 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     }
 else:
     DATABASES["default"]["TEST"] = {
-        "NAME": os.environ.get("DAGFLOW_TEST_PGNAME", "test_dagflow")
+        "NAME": os.environ.get("DAGFLOW_TEST_PGNAME", f"test_dagflow_{SESSION}")
     }
 
 BROKER = os.environ.get("DAGFLOW_TEST_BROKER", "redis")
@@ -85,16 +94,19 @@ if BROKER == "redis":
     CELERY_RESULT_BACKEND = REDIS_URL
 else:
     FS_DIR = RUN_DIR / "broker"
+    for _folder in ("out", "processed", "control"):
+        (FS_DIR / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(FS_DIR / "out"),
         "data_folder_out": str(FS_DIR / "out"),
         "processed_folder": str(FS_DIR / "processed"),
+        "control_folder": str(FS_DIR / "control"),
         "store_processed": False,
         "polling_interval": 0.05,
     }
     CELERY_RESULT_BACKEND = "django-db"
-CELERY_TASK_DEFAULT_QUEUE = os.environ.get("DAGFLOW_TEST_QUEUE", "dagflow-tests")
+CELERY_TASK_DEFAULT_QUEUE = f"dagflow-tests-{SESSION}"
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ACKS_LATE = True
 CELERY_RESULT_EXTENDED = False

@@ -27,7 +27,7 @@ from workflows.conf import app_settings
 from workflows.exceptions import StepResultError, StepTimeout
 from workflows.models import StepAttempt, StepRun, WorkflowRun
 from workflows.registry import NotRegistered, StepContext, registry
-from workflows.states import RUN_FINAL, StepStatus
+from workflows.states import RUN_FINAL, STEP_FINAL, StepStatus
 
 logger = logging.getLogger("workflows.execution")
 
@@ -42,6 +42,16 @@ def worker_name() -> str:
 
 def execute_step(run_id: int, key: str, generation: int) -> str:
     """Run step *key* of run *run_id* if this message may; return what happened."""
+    outcome = _execute(run_id, key, generation)
+    if outcome in SETTLED:
+        _after_step(run_id, generation)
+    return outcome
+
+
+SETTLED = {"success", "failed", "upstream_failed", "cancelled"}
+
+
+def _execute(run_id: int, key: str, generation: int) -> str:
     run = (
         WorkflowRun.objects.filter(pk=run_id)
         .only("generation", "status", "params")
@@ -52,33 +62,65 @@ def execute_step(run_id: int, key: str, generation: int) -> str:
     step_run = StepRun.objects.filter(run_id=run_id, key=key).first()
     if step_run is None:
         return "stale"
-    after = step_run.spec.get("after", [])
-    upstream = {
-        u.key: u
-        for u in StepRun.objects.filter(run_id=run_id, key__in=after).only(
-            "key", "status", "result"
-        )
-    }
+    upstream = _upstream(step_run)
+    if _any_open(upstream):
+        # The canvas moved on early (a duplicate delivery won a claim). Leave a
+        # mark; the last upstream step to end sends this step again. Then look
+        # once more, in case it ended between the two queries.
+        _open_steps(run_id, key, generation).update(deferred=True)
+        upstream = _upstream(step_run)
+        if _any_open(upstream) or not _open_steps(run_id, key, generation).filter(
+            deferred=True
+        ).update(deferred=False):
+            return "deferred"
     blocked = _blocked_status(upstream)
     if blocked:
         settled = _open_steps(run_id, key, generation).update(
             status=blocked,
             finished_at=timezone.now(),
-            error=f"Not run: an upstream step ended {blocked.replace('_', ' ')}."
+            error="Not run: an upstream step was cancelled."
             if blocked == StepStatus.CANCELLED
             else "Not run: an upstream step failed.",
         )
         return str(blocked) if settled else "skipped"
-    if any(u.status != StepStatus.SUCCESS for u in upstream.values()):
-        # Only a duplicate join can get here; the reconciler resumes the run.
-        logger.warning("run %s step %s: upstream not finished; left pending", run_id, key)
-        return "waiting"
     me = worker_name()
     if not _claim(step_run, generation, me):
         return "skipped"
-    inputs = {k: upstream[k].result for k in after}
+    inputs = {k: upstream[k].result for k in step_run.spec.get("after", [])}
     with _heartbeat(step_run.pk, me):  # also through retry delays
         return _attempts(step_run, run, inputs, me)
+
+
+def _upstream(step_run: StepRun) -> dict[str, StepRun]:
+    after = step_run.spec.get("after", [])
+    rows = StepRun.objects.filter(run_id=step_run.run_id, key__in=after)
+    return {u.key: u for u in rows.only("key", "status", "result")}
+
+
+def _any_open(upstream: dict[str, StepRun]) -> bool:
+    return any(u.status not in STEP_FINAL for u in upstream.values())
+
+
+def _after_step(run_id: int, generation: int) -> None:
+    """Send deferred steps whose upstream ended; end the run after its last step."""
+    from workflows import runs
+    from workflows.compiler import step_signature_factory
+
+    deferred = list(
+        StepRun.objects.filter(
+            run_id=run_id, deferred=True, run__generation=generation
+        ).only("key", "spec", "task_id")
+    )
+    for step_run in deferred:
+        if _any_open(_upstream(step_run)):
+            continue
+        if StepRun.objects.filter(pk=step_run.pk, deferred=True).update(deferred=False):
+            make = step_signature_factory(
+                run_id, generation, {}, {step_run.key: step_run.spec.get("queue")}
+            )
+            make(step_run.key).apply_async()
+    if not StepRun.objects.filter(run_id=run_id).not_final().exists():
+        runs.finalize(run_id, generation)
 
 
 def _open_steps(run_id: int, key: str, generation: int):

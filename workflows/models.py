@@ -210,6 +210,14 @@ class StepRun(models.Model):
         help_text=_("host:pid of the process running the step."),
     )
     heartbeat_at = models.DateTimeField(_("heartbeat"), null=True, blank=True)
+    deferred = models.BooleanField(
+        _("deferred"),
+        default=False,
+        help_text=_(
+            "Its message came before its upstream steps ended; the last of them "
+            "to end sends it again."
+        ),
+    )
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     spec = models.JSONField(

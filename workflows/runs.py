@@ -211,13 +211,14 @@ def rerun(
                 raise RunStateError(f"Run {run.pk} has no failed steps to rerun.")
         for step_run in StepRun.objects.filter(run=run, key__in=keys):
             step_run.status = StepStatus.PENDING
+            step_run.deferred = False
             step_run.task_id = str(uuid.uuid4())
             step_run.result = None
             step_run.error = step_run.traceback = step_run.worker = ""
             step_run.started_at = step_run.finished_at = step_run.heartbeat_at = None
             step_run.save(
                 update_fields=[
-                    "status", "task_id", "result", "error", "traceback", "worker",
+                    "status", "deferred", "task_id", "result", "error", "traceback", "worker",
                     "started_at", "finished_at", "heartbeat_at",
                 ]
             )
@@ -267,9 +268,10 @@ def resume(run: WorkflowRun) -> WorkflowRun:
         keys = sorted(open_steps.values_list("key", flat=True))
         for step_run in open_steps:
             step_run.status = StepStatus.PENDING
+            step_run.deferred = False
             step_run.task_id = str(uuid.uuid4())
             step_run.worker = ""
-            step_run.save(update_fields=["status", "task_id", "worker"])
+            step_run.save(update_fields=["status", "deferred", "task_id", "worker"])
         run.generation += 1
         run.dispatch_keys = keys
         run.save(update_fields=["generation", "dispatch_keys"])

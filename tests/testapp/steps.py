@@ -59,3 +59,37 @@ def suicide(params, inputs, context):
         marker.write_text("killed")
         os.kill(os.getpid(), 9)
     return "survived"
+
+
+@step(
+    "configurable",
+    label="Configurable",
+    description=(
+        "Return its params; its schema has an enum, a nested array, "
+        "a boolean and a number."
+    ),
+    params_schema={
+        "type": "object",
+        "properties": {
+            "mode": {"type": "string", "enum": ["fast", "safe", "thorough"]},
+            "targets": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string", "minLength": 1},
+                        "weight": {"type": "number", "minimum": 0},
+                    },
+                    "required": ["name"],
+                },
+            },
+            "verbose": {"type": "boolean", "default": False},
+            "ratio": {"type": "number", "minimum": 0, "maximum": 1},
+        },
+        "required": ["mode"],
+        "additionalProperties": False,
+    },
+)
+def configurable(params, inputs, context):
+    """Return params and the keys of the upstream results (for editor tests)."""
+    return {"params": params, "inputs": sorted(inputs)}
