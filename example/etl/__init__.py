@@ -1,0 +1,1 @@
+"""The example's ETL app: Palmer Penguins loaded by a dagflow workflow."""
