@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import transaction
 from django.utils import timezone
 
-from tests.conftest import _worker_database_url
+from tests.conftest import _worker_database_url, wait_for_run
 from workflows.models import Step, StepRun, Workflow, WorkflowRun
 from workflows.runs import run_status, start_run
 from workflows.spec import export_workflow, import_workflow
@@ -752,3 +753,21 @@ def test_cli_run_wait_exit_codes(worker, pipeline, failing):
     result = cli("workflow_status", str(run_id))
     assert result.returncode == 0
     assert result.stdout.startswith(f"Run {run_id} of pipeline: ")
+
+
+@pytest.mark.integration
+def test_reconcile_resumes_a_run_whose_message_was_lost(worker, pipeline, monkeypatch):
+    with monkeypatch.context() as patch:
+        # The broker "loses" the run's only message: it is never sent.
+        patch.setattr(transaction, "on_commit", lambda *args, **kwargs: None)
+        lost = start_run(pipeline)
+    age(lost, 120)
+    time.sleep(1.5)
+    lost.refresh_from_db()
+    assert lost.status == RunStatus.PENDING  # nothing moves by itself
+
+    out, _ = run("workflow_reconcile", older_than="60")
+    assert f"Resumed run {lost.pk} (pipeline, pending" in out
+    final = wait_for_run(lost)
+    assert final.status == RunStatus.SUCCESS
+    assert final.step_runs.get(key="two").result == 3
