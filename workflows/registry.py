@@ -43,7 +43,11 @@ class StepType:
     def default_params(self) -> dict:
         """Return the ``default`` of each top-level property of the params schema."""
         props = self.params_schema.get("properties") or {}
-        return {k: v["default"] for k, v in props.items() if "default" in v}
+        return {
+            k: v["default"]
+            for k, v in props.items()
+            if isinstance(v, dict) and "default" in v
+        }
 
 
 @dataclass
@@ -130,6 +134,13 @@ def _check_schema(step_type: StepType) -> None:
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import SchemaError
 
+    # A boolean is a valid JSON schema, but params are always an object whose
+    # defaults and properties the engine and the admin read.
+    if not isinstance(step_type.params_schema, dict):
+        raise ValueError(
+            f"Step type {step_type.name!r} has an invalid params_schema: "
+            "it must be a JSON object."
+        )
     try:
         Draft202012Validator.check_schema(step_type.params_schema)
     except SchemaError as exc:
