@@ -58,7 +58,9 @@ def setup_django() -> None:
     for path in (str(EXAMPLE_DIR), str(REPO_DIR)):
         if path not in sys.path:
             sys.path.insert(0, path)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example.settings")
+    # Forced, not defaulted: a DJANGO_SETTINGS_MODULE exported for another
+    # project must not send the demo (and its worker) elsewhere.
+    os.environ["DJANGO_SETTINGS_MODULE"] = "example.settings"
     import django
 
     django.setup()

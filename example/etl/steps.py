@@ -277,10 +277,10 @@ PENGUIN_FIELDS = [
     },
 )
 def load(params: dict, inputs: dict, context: StepContext) -> dict:
+    rows = list(_staged(context).filter(valid=True).values_list("record", flat=True))
     stats = _input(inputs, "species_stats")["species"]
     counts = _input(inputs, "island_counts")["counts"]
     _input(inputs, "records")  # normalise must be upstream: it wrote the records
-    rows = list(_staged(context).filter(valid=True).values_list("record", flat=True))
     if any(record is None for record in rows):
         raise LookupError(
             "Some valid rows have no normalised record: rerun 'normalise'."
@@ -302,7 +302,8 @@ def load(params: dict, inputs: dict, context: StepContext) -> dict:
         )
         pruned = 0
         if params.get("prune", True):
-            pruned, _ = Penguin.objects.exclude(sample_id__in=ids).delete()
+            _, per_model = Penguin.objects.exclude(sample_id__in=ids).delete()
+            pruned = per_model.get(Penguin._meta.label, 0)  # not the index rows
         SpeciesStats.objects.exclude(species__in=list(stats)).delete()
         for species, entry in stats.items():
             SpeciesStats.objects.update_or_create(
