@@ -135,7 +135,9 @@ class EditorViewsMixin:
             "editor_data": data,
             "can_change": data["canChange"],
             "change_url": self._admin_url("change", obj.pk),
-            "run_url": self._admin_url("run", obj.pk),
+            "run_url": self._admin_url("run", obj.pk)
+            if request.user.has_perm(f"{self.opts.app_label}.run_workflow")
+            else None,
             "has_view_permission": True,
         }
         request.current_app = self.admin_site.name

@@ -5,7 +5,7 @@
 // The server validates again on save with the engine's own rules.
 
 import { autoLayout, cycleIfConnected } from "./editor-graph.js";
-import { defaultFor, renderSchemaForm } from "./editor-schema.js";
+import { renderSchemaForm } from "./editor-schema.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const W = 180;
@@ -166,7 +166,7 @@ function edgePath(u, v) {
   const x1 = u.x + W / 2;
   const y1 = u.y + H;
   const x2 = v.x + W / 2;
-  const y2 = v.y;
+  const y2 = v.y - 5; // stop at the in port, so the arrowhead shows
   const bend = Math.max(30, Math.abs(y2 - y1) / 2);
   return `M ${x1} ${y1} C ${x1} ${y1 + bend}, ${x2} ${y2 - bend}, ${x2} ${y2}`;
 }
@@ -177,7 +177,7 @@ function clip(text, max) {
 
 function render() {
   const defs = svgEl("defs");
-  const marker = svgEl("marker", { id: "dagflow-arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 8, markerHeight: 8, orient: "auto-start-reverse" });
+  const marker = svgEl("marker", { id: "dagflow-arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 9, markerHeight: 9, markerUnits: "userSpaceOnUse", orient: "auto-start-reverse" });
   marker.append(svgEl("path", { d: "M 0 0 L 10 5 L 0 10 z", class: "dagflow-arrowhead" }));
   defs.append(marker);
   const edges = svgEl("g", { class: "dagflow-edges" });
@@ -324,7 +324,7 @@ function renderPanel() {
   select.value = n.type;
   select.addEventListener("change", () => {
     n.type = select.value;
-    n.params = defaultFor(types.get(n.type).params_schema) || {};
+    n.params = structuredClone(types.get(n.type).defaults || {});
     record();
     render();
     renderPanel();
@@ -396,7 +396,7 @@ function addNode(typeName) {
     key: uniqueKey(typeName),
     type: typeName,
     label: "",
-    params: defaultFor(type.params_schema) || {},
+    params: structuredClone(type.defaults || {}),
     retries: null,
     retry_delay: null,
     timeout: null,
