@@ -29,8 +29,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 bench: $(STAMP)
-	$(BIN)/python bench/makespan.py
-	$(BIN)/python bench/broker_bytes.py
+	$(BIN)/python -m bench.makespan
+	$(BIN)/python -m bench.broker_bytes
 
 clean:
 	rm -rf $(VENV) example/var

@@ -25,7 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "LOG_MAX_CHARS": 200_000,
     # At most this many steps are published at once; the rest follows from the
     # database when the segment before it ends, so a run's bytes stay linear.
-    "SEGMENT_MAX_STEPS": 40,
+    "SEGMENT_MAX_STEPS": 20,
     # A running step refreshes its heartbeat this often (seconds); a redelivered
     # message may take over a step whose heartbeat is older than STALE_AFTER.
     "HEARTBEAT_INTERVAL": 10.0,

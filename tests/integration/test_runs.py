@@ -70,12 +70,12 @@ def test_every_step_runs_once_after_its_upstream(worker, count_dir, shape):
             assert rows[upstream].finished_at <= rows[key].started_at
 
 
-def test_long_chain_is_published_in_segments(worker, count_dir, settings):
-    shape = chain_shape(90)  # above SEGMENT_MAX_STEPS (40): three segments
+def test_long_chain_is_published_in_segments(worker, count_dir):
+    shape = chain_shape(90)  # above SEGMENT_MAX_STEPS (20): five segments
     workflow = count_workflow(shape, count_dir)
     run = wait_for_run(runs.start_run(workflow), timeout=120)
     assert run.status == RunStatus.SUCCESS
-    assert run.segments.count() == 3
+    assert run.segments.count() == 5
     keys, _ = parse_edges(shape)
     assert [executions(count_dir, run.pk, k) for k in keys] == [1] * 90
 
