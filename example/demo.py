@@ -67,8 +67,13 @@ def setup_django() -> None:
 
 
 def say(message: str = "") -> None:
-    """Print one line of the demo's own output, at once."""
-    print(message, flush=True)
+    """Print one line of the demo's own output, at once.
+
+    A closed stdout (``demo.py | head``) must not stop the shutdown of the
+    worker and the server, so write errors are ignored.
+    """
+    with contextlib.suppress(OSError):
+        print(message, flush=True)
 
 
 def check_broker(url: str) -> None:
@@ -184,6 +189,7 @@ class Processes:
             proc = self.procs.get(name)
             if proc is None or proc.poll() is not None:
                 continue
+            say(f"Stopping the {name}...")
             try:
                 proc.terminate()
                 proc.wait(grace)
@@ -299,6 +305,12 @@ def wait_for_server(url: str, processes: Processes, timeout: float = 30) -> bool
     return False
 
 
+def _shown(path: str) -> str:
+    """Return *path* relative to the current directory when it lies below it."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
 def _terminate(signum, frame):
     raise KeyboardInterrupt
 
@@ -363,8 +375,9 @@ def main(argv: list[str] | None = None) -> int:
             say("The development server did not start; the end of its log:")
             say(processes.tail("server"))
             ok = False
-        say(f"CLI: python example/manage.py workflow_status {run.pk}")
-        say("     python example/manage.py penguin_search gentoo biscoe female")
+        manage = f"{_shown(sys.executable)} {_shown(str(EXAMPLE_DIR / 'manage.py'))}"
+        say(f"CLI: {manage} workflow_status {run.pk}")
+        say(f"     {manage} penguin_search gentoo biscoe female")
         if args.once:
             return 0 if ok else 1
         say("Serving; press Ctrl-C to stop the worker and the server.")
