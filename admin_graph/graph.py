@@ -69,9 +69,15 @@ def dot_label(*lines: str) -> graphviz.quoting.NoHtml:
 
     Backslashes lose their DOT meaning (``\\N``, ``\\G``, ``\\l``), a label
     that looks like ``<...>`` is never read as an HTML-like label, quotes are
-    escaped by the graphviz package, and control characters become spaces.
+    escaped by the graphviz package, ``&`` is written ``&amp;`` (Graphviz
+    decodes HTML entities such as ``&lt;`` even in plain labels) and control
+    characters become spaces.
     """
-    parts = [graphviz.escape(_CONTROL.sub(" ", str(line))) for line in lines if line]
+    parts = [
+        graphviz.escape(_CONTROL.sub(" ", str(line)).replace("&", "&amp;"))
+        for line in lines
+        if line
+    ]
     return graphviz.nohtml("\\n".join(parts))
 
 
