@@ -285,7 +285,7 @@ def test_stale_expected_version_is_refused_and_saves_nothing():
     changed = copy.deepcopy(FULL)
     changed["name"] = "Someone else's"
     changed["steps"] = changed["steps"][:1]
-    with pytest.raises(StaleWorkflow, match="'etl'.*version 1"):
+    with pytest.raises(StaleWorkflow, match=r"'etl'.*version 1"):
         import_workflow(changed, expected_version=1)
     assert snapshot_db() == before
     with pytest.raises(StaleWorkflow):
