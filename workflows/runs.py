@@ -12,7 +12,8 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from workflows import compiler
@@ -23,7 +24,7 @@ from workflows.dag import (
     snapshot_graph,
     validate_params,
 )
-from workflows.exceptions import InvalidParams, RunStateError
+from workflows.exceptions import InvalidParams, InvalidWorkflow, RunStateError
 from workflows.models import DispatchSegment, StepRun, Workflow, WorkflowRun
 from workflows.spec import workflow_steps
 from workflows.states import (
@@ -60,6 +61,8 @@ def start_run(
     snapshot = make_snapshot(
         {"slug": workflow.slug, "name": workflow.name, "steps": workflow_steps(workflow)}
     )
+    if not snapshot["steps"]:
+        raise InvalidWorkflow(f"Workflow {workflow.slug!r} has no steps to run.")
     with transaction.atomic():
         run = WorkflowRun.objects.create(
             workflow=workflow,
@@ -83,7 +86,9 @@ def _send_on_commit(run: WorkflowRun) -> None:
     signature = compiler.advance_signature(
         run.pk, run.generation, 0, app_settings.CONTROL_QUEUE
     )
-    transaction.on_commit(signature.apply_async)
+    # robust: a broker that is down must not turn a committed start into an
+    # error page; the run stays pending and `workflow_reconcile` sends it later.
+    transaction.on_commit(signature.apply_async, robust=True)
 
 
 def advance(run_id: int, generation: int, index: int) -> str:
@@ -101,8 +106,10 @@ def advance(run_id: int, generation: int, index: int) -> str:
         return "stale"
     if index == 0:
         _plan(run)
+        # A rerun keeps the time the run first started.
         WorkflowRun.objects.filter(pk=run.pk, status=RunStatus.PENDING).update(
-            status=RunStatus.RUNNING, started_at=timezone.now()
+            status=RunStatus.RUNNING,
+            started_at=Coalesce(F("started_at"), Value(timezone.now())),
         )
     segment = DispatchSegment.objects.filter(
         run=run, generation=generation, index=index
