@@ -128,9 +128,11 @@ def test_run_params_are_validated_and_nothing_is_created(
         "additionalProperties": False,
     }
     workflow.save()
-    with django_capture_on_commit_callbacks() as callbacks:
-        with pytest.raises(InvalidParams) as excinfo:
-            runs.start_run(workflow, params)
+    with (
+        django_capture_on_commit_callbacks() as callbacks,
+        pytest.raises(InvalidParams) as excinfo,
+    ):
+        runs.start_run(workflow, params)
     assert fragment in str(excinfo.value)
     assert WorkflowRun.objects.count() == 0
     assert StepRun.objects.count() == 0
@@ -144,9 +146,11 @@ def test_a_stored_workflow_that_no_longer_validates_starts_nothing(
 ):
     workflow = make_workflow("a>b")
     Step.objects.filter(key="b").update(step_type="uninstalled")
-    with django_capture_on_commit_callbacks() as callbacks:
-        with pytest.raises(InvalidWorkflow, match="'uninstalled'"):
-            runs.start_run(workflow)
+    with (
+        django_capture_on_commit_callbacks() as callbacks,
+        pytest.raises(InvalidWorkflow, match="'uninstalled'"),
+    ):
+        runs.start_run(workflow)
     assert WorkflowRun.objects.count() == 0
     assert callbacks == []
 
@@ -296,9 +300,11 @@ def test_rerun_is_refused_while_the_run_is_in_flight(
 ):
     WorkflowRun.objects.filter(pk=failed_run.pk).update(status=status)
     before = statuses(failed_run)
-    with django_capture_on_commit_callbacks() as callbacks:
-        with pytest.raises(RunStateError, match=f"is {status}"):
-            runs.rerun(failed_run, failed=True)
+    with (
+        django_capture_on_commit_callbacks() as callbacks,
+        pytest.raises(RunStateError, match=f"is {status}"),
+    ):
+        runs.rerun(failed_run, failed=True)
         with pytest.raises(RunStateError):
             runs.rerun(failed_run, from_key="a")
     assert statuses(failed_run) == before
@@ -312,9 +318,11 @@ def test_rerun_of_failed_steps_is_refused_when_nothing_failed(
     run, _ = start(django_capture_on_commit_callbacks, make_workflow("a>b"))
     StepRun.objects.filter(run=run).update(status=StepStatus.SUCCESS)
     finish(run, RunStatus.SUCCESS)
-    with django_capture_on_commit_callbacks() as callbacks:
-        with pytest.raises(RunStateError, match="no failed steps"):
-            runs.rerun(run, failed=True)
+    with (
+        django_capture_on_commit_callbacks() as callbacks,
+        pytest.raises(RunStateError, match="no failed steps"),
+    ):
+        runs.rerun(run, failed=True)
     assert callbacks == []
     assert WorkflowRun.objects.get(pk=run.pk).generation == 1
 
