@@ -281,6 +281,14 @@ STEPS_SCRIPT = textwrap.dedent(
 
     results, _ = run(1)
     out["run1"] = {"results": results, "state": state(1)}
+    from workflows.steps import management_command
+    search = StepContext(run_id=1, step_key="search", attempt=1, run_params={})
+    management_command(
+        {"command": "penguin_search", "args": ["gentoo", "biscoe", "female"]},
+        {},
+        search,
+    )
+    out["search_log"] = "\\n".join(search.lines)
     results, same = run(2, twice=True)
     out["run2"] = {"results": results, "state": state(2), "same": same}
     results, _ = run(3, run_params={"min_year": 2009})
@@ -386,6 +394,10 @@ def test_min_year_run_param_skips_and_prunes(steps_outcome):
 def test_validate_gate_fails_but_keeps_the_report(steps_outcome):
     assert "11 of 344 rows rejected" in steps_outcome["gate"]
     assert steps_outcome["gate_batch"][0][2] == 11
+
+
+def test_the_allowed_command_searches_the_index(steps_outcome):
+    assert "58 penguin(s) match 'gentoo biscoe female'" in steps_outcome["search_log"]
 
 
 def test_a_step_without_staging_says_what_to_rerun(steps_outcome):

@@ -16,14 +16,14 @@ class Command(BaseCommand):
         parser.add_argument("terms", nargs="+", help="words that must all match")
         parser.add_argument("--limit", type=int, default=20)
 
-    def handle(self, *terms, limit, **options):
+    def handle(self, *args, terms, limit, **options):
         queryset = Penguin.objects.all()
         for term in terms:
             queryset = queryset.filter(terms__term=term.lower())
-        queryset = queryset.distinct()
-        total = queryset.count()
         if not Penguin.objects.exists():
             raise CommandError("No penguins loaded yet: run the penguins-etl workflow.")
+        queryset = queryset.distinct()
+        total = queryset.count()
         for penguin in queryset[:limit]:
             self.stdout.write(
                 f"{penguin.sample_id:14} {penguin.species:10} {penguin.island:10} "
