@@ -18,6 +18,9 @@ from workflows.exceptions import CycleError, InvalidParams, InvalidWorkflow
 from workflows.registry import NotRegistered, StepRegistry, registry
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+# Step.retries is a PositiveIntegerField: 32 bits on PostgreSQL, so a larger
+# value must be refused here rather than crash the save with a DataError.
+MAX_RETRIES = 2_147_483_647
 STEP_FIELDS = {
     "key",
     "type",
@@ -163,6 +166,8 @@ def _spec_errors(spec: dict, where: str, step_registry: StepRegistry) -> list[st
             kind = "a whole number" if integer else "a number"
             bound = "above 0" if name == "timeout" else f">= {minimum}"
             errors.append(f"{where}: {name} must be {kind} {bound}")
+        elif integer and value > MAX_RETRIES:
+            errors.append(f"{where}: {name} must be at most {MAX_RETRIES}")
     label = spec.get("label")
     if label is not None and (not isinstance(label, str) or len(label) > 200):
         errors.append(f"{where}: label must be text of at most 200 characters")
