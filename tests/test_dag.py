@@ -160,6 +160,10 @@ def test_retries_must_be_whole_and_timeout_above_zero():
     assert refused([spec("s", timeout=0)]).errors == [
         "step 's': timeout must be a number above 0"
     ]
+    assert refused([spec("s", retries=2**31)]).errors == [
+        "step 's': retries must be at most 2147483647"
+    ]
+    validate_steps([spec("s", retries=2**31 - 1)])
     validate_steps([spec("s", retries=0, retry_delay=0, timeout=0.01)])
     validate_steps([spec("s", retries=5, retry_delay=2.5, timeout=3)])
 

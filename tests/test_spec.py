@@ -232,6 +232,10 @@ BAD_IMPORTS = {
         "slug": "etl",
         "steps": [{"key": "a", "type": "noop", "retries": -1}],
     },
+    "retries out of the database's range": {
+        "slug": "etl",
+        "steps": [{"key": "a", "type": "noop", "retries": 3_000_000_000}],
+    },
     "bad timeout": {
         "slug": "etl",
         "steps": [{"key": "a", "type": "noop", "timeout": 0}],
