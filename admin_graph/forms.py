@@ -77,12 +77,12 @@ class StepTypeSelect(forms.Select):
 class StepForm(forms.ModelForm):
     """One step of the inline; params are drawn from the chosen type's schema."""
 
-    step_type = forms.ChoiceField(label=_("step type"), widget=StepTypeSelect)
+    step_type = forms.ChoiceField(label=_("Step type"), widget=StepTypeSelect)
     params = EngineJSONFormField(
-        label=_("params"), required=False, schema={"type": "object"}
+        label=_("Params"), required=False, schema={"type": "object"}
     )
     after = forms.MultipleChoiceField(
-        label=_("runs after"),
+        label=_("Runs after"),
         required=False,
         widget=forms.CheckboxSelectMultiple,
         help_text=_(
