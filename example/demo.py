@@ -326,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     from django.conf import settings
     from django.contrib.auth import get_user_model
 
+    from workflows.dag import validate_params
+    from workflows.exceptions import InvalidParams
     from workflows.models import Workflow
     from workflows.runs import start_run
     from workflows.states import RunStatus
@@ -334,6 +336,13 @@ def main(argv: list[str] | None = None) -> int:
     say(f"Broker: {broker}  Result backend: {settings.CELERY_RESULT_BACKEND}")
     check_broker(broker)
     prepare_database()
+    workflow = Workflow.objects.get(slug="penguins-etl")
+    try:
+        if not isinstance(run_params, dict):
+            raise InvalidParams("run params must be a JSON object")
+        validate_params(run_params, workflow.params_schema, what="run params")
+    except InvalidParams as exc:
+        raise SystemExit(f"--params: {exc}") from None
 
     log_dir = Path(settings.VAR_DIR) / "log"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -358,7 +367,6 @@ def main(argv: list[str] | None = None) -> int:
         )
         say(f"Development server starting on 127.0.0.1:{port}; log: {log}")
 
-        workflow = Workflow.objects.get(slug="penguins-etl")
         admin = get_user_model().objects.get(username=ADMIN_USER)
         run = start_run(workflow, run_params, admin)
         say(f"Run {run.pk} of {workflow.slug} started; steps as they finish:")
