@@ -137,6 +137,22 @@ def free_port(wanted: int) -> tuple[int, bool]:
         return probe.getsockname()[1], bool(wanted)
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM this child if the demo dies without cleaning up.
+
+    Without it, a demo killed with SIGKILL would leave a worker consuming the
+    broker with a stale configuration. Elsewhere this does nothing.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class Processes:
     """The worker and the server: started in their own sessions, stopped in order."""
 
@@ -161,6 +177,7 @@ class Processes:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         return log
 

@@ -425,15 +425,20 @@ def test_demo_once_runs_the_etl_through_a_real_worker(tmp_path, broker):
                 pytest.fail(f"Redis does not answer at {settings.REDIS_URL}")
             pytest.skip(f"Redis does not answer at {settings.REDIS_URL}")
         extra["CELERY_BROKER_URL"] = settings.REDIS_URL
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         [sys.executable, str(EXAMPLE / "demo.py"), "--once", "--port", "0"],
         cwd=ROOT,
         env=_example_env(tmp_path, **extra),
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        timeout=120,
     )
-    output = proc.stdout + proc.stderr
+    try:
+        output, _ = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.terminate()  # SIGTERM: the demo stops its worker and server
+        output, _ = proc.communicate(timeout=60)
+        pytest.fail(f"demo.py --once did not end within 120 s:\n{output[-4000:]}")
     assert proc.returncode == 0, output[-4000:]
     assert "Run 1 of penguins-etl: success" in output
     assert "344 read, 333 valid, 11 rejected" in output
