@@ -38,11 +38,27 @@ def worker(concurrency: int = 2, env: dict | None = None):
     queue = settings.CELERY_TASK_DEFAULT_QUEUE
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker",
-            "--pool", "prefork", "--concurrency", str(concurrency),
-            "--loglevel", "warning", "--queues", queue, "--hostname", f"{queue}@%h",
-            "--without-gossip", "--without-mingle", "--without-heartbeat",
-            "--logfile", str(log),
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "tests.celery_app",
+            "worker",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            str(concurrency),
+            "--loglevel",
+            "warning",
+            "--queues",
+            queue,
+            "--hostname",
+            f"{queue}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--logfile",
+            str(log),
         ],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
@@ -68,7 +84,11 @@ def wait(run, timeout: float = 600):
 def write(name: str, payload: dict, lines: list[str]) -> None:
     """Write the figures as JSON and as a short Markdown table."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    payload = {"python": sys.version.split()[0], "django": django.__version__, **payload}
+    payload = {
+        "python": sys.version.split()[0],
+        "django": django.__version__,
+        **payload,
+    }
     (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
     (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

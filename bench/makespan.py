@@ -29,7 +29,11 @@ def random_dag(seed: int, nodes: int = 10, density: float = 0.25) -> str:
         for j in range(i + 1, nodes)
         if rng.random() < density
     ]
-    lonely = [f"n{i}" for i in range(nodes) if not any(f"n{i}>" in e or e.endswith(f">n{i}") for e in edges)]
+    lonely = [
+        f"n{i}"
+        for i in range(nodes)
+        if not any(f"n{i}>" in e or e.endswith(f">n{i}") for e in edges)
+    ]
     return " ".join(edges + lonely)
 
 
@@ -74,7 +78,11 @@ def main() -> None:
         for name, (shape, seconds) in cases.items():
             overrides = {k: {"params": {"seconds": v}} for k, v in seconds.items()}
             workflow = make_workflow(
-                shape, "sleep", slug=name, params={"seconds": SLEEP}, overrides=overrides
+                shape,
+                "sleep",
+                slug=name,
+                params={"seconds": SLEEP},
+                overrides=overrides,
             )
             run = wait(runs.start_run(workflow))
             steps = list(run.step_runs.all())

@@ -1,6 +1,8 @@
-"""Build workflows from a compact edge notation: ``make_workflow("a>b a>c b>d c>d")``."""
+"""Build workflows from a compact notation: ``make_workflow("a>b a>c b>d c>d")``."""
 
 from __future__ import annotations
+
+from itertools import pairwise
 
 from workflows.models import Workflow
 from workflows.spec import import_workflow
@@ -16,7 +18,7 @@ def parse_edges(shape: str) -> tuple[list[str], dict[str, list[str]]]:
             if name not in after:
                 keys.append(name)
                 after[name] = []
-        for upstream, downstream in zip(names, names[1:], strict=False):
+        for upstream, downstream in pairwise(names):
             after[downstream].append(upstream)
     return keys, after
 

@@ -24,6 +24,7 @@ from workflows.compiler import (
     JOIN,
     RUN_STEP,
     Parallel,
+    Segment,
     Series,
     Step,
     advance_signature,
@@ -310,51 +311,93 @@ def test_block_from_data_by_hand():
 # -- segments -------------------------------------------------------------------
 
 
+def segment_counts(segments) -> list[tuple[int, tuple[int, ...]]]:
+    return [(step_count(s.block), s.after) for s in segments]
+
+
 def test_plan_segments_cuts_a_chain():
     block = decompose(graph_of(chain_shape(100)))
     segments = plan_segments(block, 40)
-    assert [step_count(s) for s in segments] == [40, 40, 20]
-    assert [k for s in segments for k in keys_in(s)] == keys_in(block)
-    assert all(isinstance(s, Series) for s in segments)
+    assert segment_counts(segments) == [(40, ()), (40, (0,)), (20, (1,))]
+    assert [k for s in segments for k in keys_in(s.block)] == keys_in(block)
+    assert all(isinstance(s.block, Series) for s in segments)
 
 
-def test_plan_segments_keeps_a_wide_block_whole():
-    block = decompose(graph_of(fan_shape(1000)))
+def test_plan_segments_cuts_a_wide_block_into_joined_pieces():
+    block = decompose(graph_of(fan_shape(100)))
     segments = plan_segments(block, 40)
-    assert [block_to_data(s) for s in segments[::2]] == ["start", "end"]
-    assert isinstance(segments[1], Parallel)
-    assert step_count(segments[1]) == 1000
+    assert block_to_data(segments[0].block) == "start"
+    assert segment_counts(segments) == [
+        (1, ()),
+        (40, (0,)),
+        (40, (0,)),
+        (20, (0,)),
+        (1, (1, 2, 3)),
+    ]
+    assert all(isinstance(s.block, Parallel) for s in segments[1:4])
+
+
+def test_plan_segments_cuts_long_branches_of_a_parallel_block():
+    shape = chain_shape(30) + " " + chain_shape(30).replace("s", "t")
+    segments = plan_segments(decompose(graph_of(shape)), 20)
+    assert segment_counts(segments) == [(20, ()), (10, (0,)), (20, ()), (10, (2,))]
 
 
 def test_plan_segments_groups_small_parts():
     block = decompose(graph_of(SHAPES["two_diamonds"]))
-    assert [block_to_data(s) for s in plan_segments(block, 40)] == [
+    assert [block_to_data(s.block) for s in plan_segments(block, 40)] == [
         block_to_data(block)
     ]
-    assert [block_to_data(s) for s in plan_segments(block, 3)] == [
-        ["s", "a", ["p", "b", "c"]],
-        ["s", "d", ["p", "e", "f"]],
-        "g",
+    assert [(block_to_data(s.block), s.after) for s in plan_segments(block, 3)] == [
+        (["s", "a", ["p", "b", "c"]], ()),
+        (["s", "d", ["p", "e", "f"]], (0,)),
+        ("g", (1,)),
     ]
-    assert [step_count(s) for s in plan_segments(block, 1)] == [1, 2, 1, 2, 1]
+    assert [step_count(s.block) for s in plan_segments(block, 1)] == [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+    ]
 
 
-def test_plan_segments_of_a_top_level_parallel_and_none():
+def test_plan_segments_of_small_blocks_and_none():
     block = decompose(graph_of(SHAPES["nested"]))
-    assert plan_segments(block, 2) == [block]
+    assert plan_segments(block, 40) == [Segment(block, ())]
     assert plan_segments(None, 40) == []
-    assert plan_segments(Step("a"), 40) == [Step("a")]
+    assert plan_segments(Step("a"), 40) == [Segment(Step("a"), ())]
+
+
+def assert_segments_correct(graph: nx.DiGraph, segments, max_steps: int) -> None:
+    """Each key in one segment; an edge stays inside a segment in order, or goes
+    from a segment to one that (transitively) waits for it."""
+    where: dict[str, int] = {}
+    for index, segment in enumerate(segments):
+        assert all(a < index for a in segment.after)
+        assert step_count(segment.block) <= max_steps or isinstance(segment.block, Step)
+        for key in keys_in(segment.block):
+            assert key not in where, f"{key} in two segments"
+            where[key] = index
+        assert_correct(graph, segment.block, keys_in(segment.block))
+    assert set(where) == set(graph.nodes)
+    before: list[set[int]] = []
+    for segment in segments:
+        reach = set(segment.after)
+        for a in segment.after:
+            reach |= before[a]
+        before.append(reach)
+    for u, v in graph.edges:
+        if where[u] != where[v]:
+            assert where[u] in before[where[v]], f"segment of {v} does not wait for {u}"
 
 
 @pytest.mark.parametrize("max_steps", [1, 3, 7, 40])
-def test_segments_in_series_keep_every_edge(any_shape, max_steps):
+def test_segments_keep_every_edge(any_shape, max_steps):
     graph, block = any_shape
-    segments = plan_segments(block, max_steps)
-    whole = segments[0] if len(segments) == 1 else Series(tuple(segments))
-    assert_correct(graph, whole)
-    for segment in segments:
-        parts = segment.parts if isinstance(segment, Series) else (segment,)
-        assert step_count(segment) <= max_steps or len(parts) == 1
+    assert_segments_correct(graph, plan_segments(block, max_steps), max_steps)
 
 
 # -- canvases -------------------------------------------------------------------

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from tests.factories import make_workflow
 from workflows import runs
-from workflows.compiler import ADVANCE_RUN
+from workflows.compiler import ADVANCE_RUN, START
 from workflows.exceptions import InvalidParams, InvalidWorkflow, RunStateError
 from workflows.models import DispatchSegment, Step, StepAttempt, StepRun, WorkflowRun
 from workflows.spec import import_workflow
@@ -101,7 +101,7 @@ def test_one_small_message_after_commit_and_none_before(
     assert len(sent) == 1
     message = sent[0]
     assert message["task"] == ADVANCE_RUN
-    assert message.args == (run.pk, 1, 0)
+    assert message.args == (run.pk, 1, START)
     assert message.options == {"queue": "control"}
     assert message.immutable
     assert "x" * 10 not in repr(dict(message))
@@ -265,7 +265,7 @@ def test_rerun_failed_resets_exactly_the_failed_steps_and_downstream(
     assert len(callbacks) == 1
     callbacks[0]()
     assert sent[0]["task"] == ADVANCE_RUN
-    assert sent[0].args == (run.pk, 2, 0)
+    assert sent[0].args == (run.pk, 2, START)
 
 
 def test_rerun_includes_cancelled_steps(failed_run, django_capture_on_commit_callbacks):
@@ -459,26 +459,26 @@ def test_finalize_respects_the_generation_and_final_runs(
 def test_advance_plans_and_publishes_segments(
     django_capture_on_commit_callbacks, sent, settings
 ):
-    settings.DAGFLOW = {**settings.DAGFLOW, "SEGMENT_MAX_STEPS": 2}
+    settings.DAGFLOW = {**settings.DAGFLOW, "SEGMENT_MAX_STEPS": 4}
     run, _ = start(django_capture_on_commit_callbacks, make_workflow("a>b>c d"))
-    # top level: Parallel(chain a>b>c, d) is one segment, whatever its size
-    assert runs.advance(run.pk, 2, 0) == "stale"
-    assert runs.advance(run.pk, 1, 0) == "published"
+    assert runs.advance(run.pk, 2, START) == "stale"
+    assert runs.advance(run.pk, 1, START) == "published"
     run.refresh_from_db()
     assert run.status == RunStatus.RUNNING and run.started_at is not None
-    assert list(run.segments.values_list("index", "block")) == [
-        (0, ["p", ["s", "a", "b", "c"], "d"])
+    assert list(run.segments.values_list("index", "block", "after")) == [
+        (0, ["p", ["s", "a", "b", "c"], "d"], [])
     ]
     assert set(statuses(run).values()) == {"queued"}
     assert len(sent) == 1 and isinstance(sent[0], canvas._chord)
-    assert sent[0].body.args == (run.pk, 1, 1)
-    assert runs.advance(run.pk, 1, 0) == "published"  # a redelivery keeps the plan
+    assert sent[0].body.args == (run.pk, 1, 0)
+    assert runs.advance(run.pk, 1, START) == "waiting"  # a redelivery sends nothing
+    assert len(sent) == 1
     assert DispatchSegment.objects.filter(run=run).count() == 1
-    assert runs.advance(run.pk, 1, 1) == "waiting"
+    assert runs.advance(run.pk, 1, 0) == "waiting"  # steps not final yet
     StepRun.objects.filter(run=run).update(status=StepStatus.SUCCESS)
-    assert runs.advance(run.pk, 1, 1) == "finished"
+    assert runs.advance(run.pk, 1, 0) == "finished"
     assert WorkflowRun.objects.get(pk=run.pk).status == RunStatus.SUCCESS
-    assert runs.advance(run.pk, 1, 1) == "stale"
+    assert runs.advance(run.pk, 1, 0) == "stale"
 
 
 def test_advance_of_a_long_chain_publishes_one_segment_at_a_time(
@@ -486,11 +486,11 @@ def test_advance_of_a_long_chain_publishes_one_segment_at_a_time(
 ):
     settings.DAGFLOW = {**settings.DAGFLOW, "SEGMENT_MAX_STEPS": 2}
     run, _ = start(django_capture_on_commit_callbacks, make_workflow("a>b>c>d>e"))
-    runs.advance(run.pk, 1, 0)
-    assert [b for _i, b in run.segments.values_list("index", "block")] == [
-        ["s", "a", "b"],
-        ["s", "c", "d"],
-        "e",
+    runs.advance(run.pk, 1, START)
+    assert list(run.segments.values_list("block", "after")) == [
+        (["s", "a", "b"], []),
+        (["s", "c", "d"], [0]),
+        ("e", [1]),
     ]
     assert statuses(run) == {
         "a": "queued",
@@ -500,7 +500,36 @@ def test_advance_of_a_long_chain_publishes_one_segment_at_a_time(
         "e": "pending",
     }
     assert [t.args[1] for t in sent[0].tasks[:2]] == ["a", "b"]
-    assert sent[0].tasks[2].args == (run.pk, 1, 1)
+    assert sent[0].tasks[2].args == (run.pk, 1, 0)
+    assert runs.advance(run.pk, 1, 0) == "published"
+    assert runs.advance(run.pk, 1, 0) == "waiting"  # the same end twice: sent once
+    assert len(sent) == 2
+    assert [t.args[1] for t in sent[1].tasks[:2]] == ["c", "d"]
+
+
+def test_advance_joins_the_pieces_of_a_wide_block(
+    django_capture_on_commit_callbacks, sent, settings
+):
+    settings.DAGFLOW = {**settings.DAGFLOW, "SEGMENT_MAX_STEPS": 2}
+    shape = "a>b>z a>c>z a>d>z"
+    run, _ = start(django_capture_on_commit_callbacks, make_workflow(shape))
+    runs.advance(run.pk, 1, START)
+    assert list(run.segments.values_list("block", "after")) == [
+        ("a", []),
+        (["p", "b", "c"], [0]),
+        ("d", [0]),
+        ("z", [1, 2]),
+    ]
+    assert runs.advance(run.pk, 1, 0) == "published"
+    assert len(sent) == 3
+    assert runs.advance(run.pk, 1, 1) == "waiting"  # z waits for both pieces
+    assert len(sent) == 3
+    assert runs.advance(run.pk, 1, 2) == "published"
+    assert sent[-1].args == (run.pk, "z", 1) or sent[-1].tasks[0].args == (
+        run.pk,
+        "z",
+        1,
+    )
 
 
 def test_stalled_runs(django_capture_on_commit_callbacks):

@@ -1,4 +1,4 @@
-"""django-dagflow's engine: workflows stored as DAGs of steps, run as Celery canvases."""
+"""django-dagflow's engine: workflows stored as DAGs of steps, run by Celery."""
 
 from workflows.registry import StepContext, registry, step
 

@@ -10,8 +10,10 @@ class WorkflowsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from workflows import checks  # noqa: F401  (registers the system checks)
-        from workflows import tasks  # noqa: F401  (registers the Celery tasks)
+        from workflows import (
+            checks,  # noqa: F401  (registers the system checks)
+            tasks,  # noqa: F401  (registers the Celery tasks)
+        )
         from workflows.registry import registry
 
         registry.autodiscover()

@@ -7,11 +7,11 @@ DAG (the N-shape ``A->C, A->D, B->D``) is cut where it cannot be split, at the
 sources of the undecomposable part: correct, with the least code, at the price of
 some extra waiting that ``bench/makespan.py`` measures.
 
-The top-level series is then cut into segments of at most ``SEGMENT_MAX_STEPS``
-steps. Each segment is published on its own and ends with a tiny ``advance_run``
-task that publishes the next one from the database, because Celery embeds the
-rest of a chain (and a chord's body) in every message: published whole, a long
-run's messages grow quadratically.
+The tree is then cut into segments of at most ``SEGMENT_MAX_STEPS`` steps. Each
+segment is published on its own and ends with a tiny ``advance_run`` task that
+publishes the segments waiting for it, from the database, because Celery embeds
+the rest of a chain (and a chord's body) in every message: published whole, a
+long run's messages grow quadratically.
 
 Nothing here touches the ORM or sends anything; signatures are built by task
 name, so this module does not even import the tasks.
@@ -167,26 +167,66 @@ def step_count(block: Block) -> int:
     return sum(step_count(p) for p in block.parts)
 
 
-def plan_segments(block: Block | None, max_steps: int) -> list[Block]:
-    """Cut the top-level series of *block* into segments of about *max_steps*.
+@dataclass(frozen=True)
+class Segment:
+    """A piece of the plan published on its own, once the segments *after* ended."""
 
-    A part bigger than *max_steps* (a wide fan-out) forms a segment of its own:
-    its messages embed only a small continuation, so it stays linear.
+    block: Block
+    after: tuple[int, ...] = ()
+
+
+def plan_segments(block: Block | None, max_steps: int) -> list[Segment]:
+    """Cut *block* into segments of at most *max_steps* steps.
+
+    Consecutive small parts of a series share a segment, and so do small members
+    of a parallel block; a big part is cut in turn. Each segment names the
+    segments that must end before it is published: the join of a parallel block
+    cut in pieces is made by the database, not by a chord embedding the rest.
     """
-    if block is None:
-        return []
-    parts = block.parts if isinstance(block, Series) else (block,)
-    segments: list[list[Block]] = []
+    segments: list[Segment] = []
+    if block is not None:
+        _cut(block, (), max_steps, segments)
+    return segments
+
+
+def _cut(
+    block: Block, after: tuple[int, ...], max_steps: int, out: list[Segment]
+) -> tuple[int, ...]:
+    """Append the segments of *block* to *out*; return the ones that end it."""
+    if isinstance(block, Step) or step_count(block) <= max_steps:
+        out.append(Segment(block, after))
+        return (len(out) - 1,)
+    batch: list[Block] = []
     size = 0
-    for part in parts:
-        count = step_count(part)
-        if segments and size + count <= max_steps:
-            segments[-1].append(part)
-            size += count
+    exits: list[int] = []
+    parallel = isinstance(block, Parallel)
+
+    def flush() -> None:
+        nonlocal after, size
+        if not batch:
+            return
+        if parallel:
+            piece = batch[0] if len(batch) == 1 else Parallel(tuple(batch))
+            exits.extend(_cut(piece, after, max_steps, out))
         else:
-            segments.append([part])
-            size = count
-    return [_flatten_series(s) for s in segments]
+            after = _cut(_flatten_series(batch), after, max_steps, out)
+        batch.clear()
+        size = 0
+
+    for part in block.parts:
+        count = step_count(part)
+        if size + count > max_steps:
+            flush()
+        if count > max_steps:
+            if parallel:
+                exits.extend(_cut(part, after, max_steps, out))
+            else:
+                after = _cut(part, after, max_steps, out)
+            continue
+        batch.append(part)
+        size += count
+    flush()
+    return tuple(exits) if parallel else after
 
 
 def block_to_data(block: Block) -> list | str:
@@ -227,10 +267,13 @@ def step_signature_factory(
     return make
 
 
+START = -1
+
+
 def advance_signature(
     run_id: int, generation: int, index: int, queue: str | None = None
 ) -> Signature:
-    """Return the continuation that publishes segment *index* (or ends the run)."""
+    """Return the message saying segment *index* ended (START: the run starts)."""
     options = {"queue": queue} if queue else {}
     return Signature(
         ADVANCE_RUN, args=(run_id, generation, index), options=options, immutable=True

@@ -1,4 +1,4 @@
-"""One lazy settings object: ``settings.DAGFLOW`` merged over DEFAULTS, read at call time."""
+"""One lazy settings object: ``settings.DAGFLOW`` over DEFAULTS, read at call time."""
 
 from typing import Any
 

@@ -53,9 +53,7 @@ def find_cycle(graph: nx.DiGraph) -> list[str] | None:
     return [u for u, _v in edges]
 
 
-def validate_params(
-    params: object, schema: dict | None, what: str = "params"
-) -> None:
+def validate_params(params: object, schema: dict | None, what: str = "params") -> None:
     """Raise InvalidParams naming every place where *params* fails *schema*."""
     if not schema:
         return
@@ -68,9 +66,7 @@ def validate_params(
         raise InvalidParams(f"{what} invalid: " + "; ".join(problems))
 
 
-def validate_steps(
-    steps: list[dict], step_registry: StepRegistry = registry
-) -> None:
+def validate_steps(steps: list[dict], step_registry: StepRegistry = registry) -> None:
     """Raise InvalidWorkflow listing every problem of *steps*, or return None.
 
     Checks, in order: shape of each spec, keys (present, well-formed, unique),

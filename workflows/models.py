@@ -36,7 +36,9 @@ class Workflow(models.Model):
     version = models.PositiveIntegerField(
         _("version"),
         default=1,
-        help_text=_("Raised by every save; a save based on an older version is refused."),
+        help_text=_(
+            "Raised by every save; a save based on an older version is refused."
+        ),
     )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
@@ -59,7 +61,9 @@ class Step(models.Model):
         _("key"),
         max_length=100,
         validators=[key_validator],
-        help_text=_("Unique within the workflow; downstream steps find its result by it."),
+        help_text=_(
+            "Unique within the workflow; downstream steps find its result by it."
+        ),
     )
     label = models.CharField(_("label"), max_length=200, blank=True)
     step_type = models.CharField(_("step type"), max_length=100)
@@ -165,7 +169,9 @@ class WorkflowRun(models.Model):
         null=True,
         blank=True,
         unique=True,
-        help_text=_("Set by the form that started the run, so a double submit starts one."),
+        help_text=_(
+            "Set by the form that started the run, so a double submit starts one."
+        ),
     )
 
     objects = WorkflowRunQuerySet.as_manager()
@@ -253,9 +259,7 @@ class StepAttempt(models.Model):
         StepRun, models.CASCADE, related_name="history", verbose_name=_("step run")
     )
     number = models.PositiveIntegerField(_("attempt"))
-    status = models.CharField(
-        _("status"), max_length=20, choices=StepStatus.choices
-    )
+    status = models.CharField(_("status"), max_length=20, choices=StepStatus.choices)
     worker = models.CharField(_("worker"), max_length=255, blank=True)
     started_at = models.DateTimeField(_("started at"))
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
@@ -286,6 +290,13 @@ class DispatchSegment(models.Model):
     generation = models.PositiveIntegerField(_("generation"))
     index = models.PositiveIntegerField(_("index"))
     block = models.JSONField(_("block"))
+    after = models.JSONField(
+        _("after"),
+        default=list,
+        help_text=_("Indexes of the segments that must end before this one is sent."),
+    )
+    published = models.BooleanField(_("published"), default=False)
+    finished = models.BooleanField(_("finished"), default=False)
 
     class Meta:
         ordering = ["run", "generation", "index"]

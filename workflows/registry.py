@@ -1,4 +1,4 @@
-"""Step types: the registry, the ``@step`` decorator and what a step function receives."""
+"""Step types: the registry, the ``@step`` decorator, what a step function receives."""
 
 from __future__ import annotations
 

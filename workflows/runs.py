@@ -59,7 +59,11 @@ def start_run(
         if existing:
             return existing
     snapshot = make_snapshot(
-        {"slug": workflow.slug, "name": workflow.name, "steps": workflow_steps(workflow)}
+        {
+            "slug": workflow.slug,
+            "name": workflow.name,
+            "steps": workflow_steps(workflow),
+        }
     )
     if not snapshot["steps"]:
         raise InvalidWorkflow(f"Workflow {workflow.slug!r} has no steps to run.")
@@ -84,7 +88,7 @@ def start_run(
 def _send_on_commit(run: WorkflowRun) -> None:
     """Send one small message; a worker compiles and publishes the canvas."""
     signature = compiler.advance_signature(
-        run.pk, run.generation, 0, app_settings.CONTROL_QUEUE
+        run.pk, run.generation, compiler.START, app_settings.CONTROL_QUEUE
     )
     # robust: a broker that is down must not turn a committed start into an
     # error page; the run stays pending and `workflow_reconcile` sends it later.
@@ -92,10 +96,11 @@ def _send_on_commit(run: WorkflowRun) -> None:
 
 
 def advance(run_id: int, generation: int, index: int) -> str:
-    """Publish segment *index* of the run's current generation, or finish the run.
+    """Record that segment *index* ended and publish the segments now free to go.
 
-    Called by the ``advance_run`` task. Messages of an older generation do
-    nothing, so a superseded canvas can never publish again.
+    Called by the ``advance_run`` task; *index* is ``compiler.START`` when the
+    run starts, which plans the segments first. Messages of an older generation
+    do nothing, and a segment is published once however often this runs.
     """
     run = (
         WorkflowRun.objects.filter(pk=run_id, generation=generation)
@@ -104,18 +109,32 @@ def advance(run_id: int, generation: int, index: int) -> str:
     )
     if run is None:
         return "stale"
-    if index == 0:
+    segments = DispatchSegment.objects.filter(run=run, generation=generation)
+    if index == compiler.START:
         _plan(run)
         # A rerun keeps the time the run first started.
         WorkflowRun.objects.filter(pk=run.pk, status=RunStatus.PENDING).update(
             status=RunStatus.RUNNING,
             started_at=Coalesce(F("started_at"), Value(timezone.now())),
         )
-    segment = DispatchSegment.objects.filter(
-        run=run, generation=generation, index=index
-    ).first()
-    if segment is None:
+    else:
+        segments.filter(index=index).update(finished=True)
+    rows = list(segments.only("index", "after", "published", "finished"))
+    done = {row.index for row in rows if row.finished}
+    sent = 0
+    for row in rows:
+        if row.published or not all(i in done for i in row.after):
+            continue
+        if segments.filter(pk=row.pk, published=False).update(published=True):
+            _publish(run, generation, row.index)
+            sent += 1
+    if len(done) == len(rows):
         return "finished" if finalize(run.pk, generation) else "waiting"
+    return "published" if sent else "waiting"
+
+
+def _publish(run: WorkflowRun, generation: int, index: int) -> None:
+    segment = DispatchSegment.objects.get(run=run, generation=generation, index=index)
     block = compiler.block_from_data(segment.block)
     keys = _block_keys(block)
     rows = {
@@ -131,13 +150,12 @@ def advance(run_id: int, generation: int, index: int) -> str:
         {k: r.spec.get("queue") for k, r in rows.items()},
     )
     then = compiler.advance_signature(
-        run.pk, generation, index + 1, app_settings.CONTROL_QUEUE
+        run.pk, generation, index, app_settings.CONTROL_QUEUE
     )
     StepRun.objects.filter(run=run, key__in=keys, status=StepStatus.PENDING).update(
         status=StepStatus.QUEUED
     )
     compiler.to_canvas(block, make_step, then).apply_async()
-    return "published"
 
 
 def _block_keys(block: compiler.Block) -> list[str]:
@@ -148,7 +166,7 @@ def _block_keys(block: compiler.Block) -> list[str]:
 
 def _plan(run: WorkflowRun) -> None:
     if DispatchSegment.objects.filter(run=run, generation=run.generation).exists():
-        return  # a redelivered first advance: the plan stands
+        return  # a redelivered start: the plan stands
     block = compiler.decompose(snapshot_graph(run.snapshot), run.dispatch_keys)
     segments = compiler.plan_segments(block, app_settings.SEGMENT_MAX_STEPS)
     DispatchSegment.objects.filter(run=run).exclude(generation=run.generation).delete()
@@ -158,9 +176,10 @@ def _plan(run: WorkflowRun) -> None:
                 run=run,
                 generation=run.generation,
                 index=i,
-                block=compiler.block_to_data(b),
+                block=compiler.block_to_data(segment.block),
+                after=list(segment.after),
             )
-            for i, b in enumerate(segments)
+            for i, segment in enumerate(segments)
         ],
         ignore_conflicts=True,
     )
@@ -225,8 +244,16 @@ def rerun(
             step_run.started_at = step_run.finished_at = step_run.heartbeat_at = None
             step_run.save(
                 update_fields=[
-                    "status", "deferred", "task_id", "result", "error", "traceback", "worker",
-                    "started_at", "finished_at", "heartbeat_at",
+                    "status",
+                    "deferred",
+                    "task_id",
+                    "result",
+                    "error",
+                    "traceback",
+                    "worker",
+                    "started_at",
+                    "finished_at",
+                    "heartbeat_at",
                 ]
             )
         run.status = RunStatus.PENDING

@@ -30,9 +30,7 @@ TOP_FIELDS = {"slug", "name", "description", "params_schema", "layout", "steps"}
 OPTIONAL_STEP_FIELDS = ("label", "retries", "retry_delay", "timeout")
 
 
-def validate_workflow_spec(
-    data: Any, step_registry: StepRegistry = registry
-) -> None:
+def validate_workflow_spec(data: Any, step_registry: StepRegistry = registry) -> None:
     """Raise InvalidWorkflow listing every problem of the workflow *data*."""
     if not isinstance(data, dict):
         raise InvalidWorkflow("a workflow must be a JSON object")
@@ -48,7 +46,9 @@ def validate_workflow_spec(
         if value is not None and (
             not isinstance(value, str) or (limit and len(value) > limit)
         ):
-            errors.append(f"{name} must be text" + (f" of at most {limit}" if limit else ""))
+            errors.append(
+                f"{name} must be text" + (f" of at most {limit}" if limit else "")
+            )
     errors.extend(params_schema_errors(data.get("params_schema")))
     layout = data.get("layout")
     if layout is not None and not isinstance(layout, dict):

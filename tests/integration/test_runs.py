@@ -54,8 +54,23 @@ def test_diamond_passes_results_downstream(worker):
         "a>b>c>f a>d>e>f f>g x>y",
         "a>b a>c b>d c>d d>e d>f e>g f>g",
         " ".join(f"a>m{i}>z" for i in range(12)),
+        # above SEGMENT_MAX_STEPS (20): pieces joined through the database
+        " ".join(f"a>m{i}>z" for i in range(45)),
+        chain_shape(25)
+        + " "
+        + chain_shape(25).replace("s", "t")
+        + " s0024>end t0024>end",
     ],
-    ids=["chain", "diamond", "n_shape", "nested", "two_diamonds", "fan12"],
+    ids=[
+        "chain",
+        "diamond",
+        "n_shape",
+        "nested",
+        "two_diamonds",
+        "fan12",
+        "fan45",
+        "two_long_branches",
+    ],
 )
 def test_every_step_runs_once_after_its_upstream(worker, count_dir, shape):
     workflow = count_workflow(shape, count_dir)
@@ -130,7 +145,9 @@ def test_retries_exhausted_fail_the_step(worker):
     workflow = make_workflow(
         "a>b",
         "fail",
-        overrides={"a": {"params": {"message": "always"}, "retries": 1, "retry_delay": 0}},
+        overrides={
+            "a": {"params": {"message": "always"}, "retries": 1, "retry_delay": 0}
+        },
         params={"message": "never reached"},
     )
     run = wait_for_run(runs.start_run(workflow))
@@ -186,7 +203,9 @@ def test_rerun_from_a_step_runs_it_and_its_downstream(worker, count_dir):
 
 def test_cancel_ends_unfinished_steps_cancelled(worker, count_dir):
     workflow = count_workflow(
-        "a>b>c", count_dir, overrides={"a": {"params": {"dir": str(count_dir), "sleep": 2}}}
+        "a>b>c",
+        count_dir,
+        overrides={"a": {"params": {"dir": str(count_dir), "sleep": 2}}},
     )
     run = runs.start_run(workflow)
     wait_for_step(run, "a", {StepStatus.RUNNING})
@@ -205,7 +224,9 @@ def test_duplicate_delivery_never_runs_a_step_twice(worker, count_dir):
     rows = {s.key: s for s in run.step_runs.all()}
     make = step_signature_factory(run.pk, run.generation, {}, {})
     # The same messages again, as a redelivery would bring them, then the end.
-    (make("a") | make("b") | advance_signature(run.pk, run.generation, 99)).apply_async()
+    (
+        make("a") | make("b") | advance_signature(run.pk, run.generation, 99)
+    ).apply_async()
     (make("a") | make("b")).apply_async()
     time.sleep(2)
     run.refresh_from_db()
@@ -230,7 +251,9 @@ def test_concurrent_duplicates_claim_once(worker, count_dir):
 def test_worker_killed_mid_step_loses_nothing(worker, tmp_path):
     marker = tmp_path / "killed"
     workflow = make_workflow(
-        "a>b>c", "noop", overrides={"b": {"type": "suicide", "params": {"marker": str(marker)}}}
+        "a>b>c",
+        "noop",
+        overrides={"b": {"type": "suicide", "params": {"marker": str(marker)}}},
     )
     run = wait_for_run(runs.start_run(workflow), timeout=90)
     assert marker.exists(), "the step never killed its worker process"
