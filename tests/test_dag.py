@@ -43,6 +43,8 @@ def test_empty_and_minimal_workflows_are_valid():
 def test_self_loop_is_refused_naming_the_step():
     error = refused([spec("a"), spec("b", ["b"])])
     assert error.errors == ["cycle: b -> b"]
+    assert isinstance(error, CycleError)
+    assert error.code == "cycle" and error.cycle == ["b"]
 
 
 @pytest.mark.parametrize(

@@ -100,6 +100,7 @@ def validate_steps(steps: list[dict], step_registry: StepRegistry = registry) ->
         keys.append(key)
         errors.extend(_spec_errors(spec, where, step_registry))
     known = set(keys)
+    self_loops: list[str] = []
     for spec in steps:
         if not isinstance(spec, dict) or not isinstance(spec.get("key"), str):
             continue
@@ -109,13 +110,15 @@ def validate_steps(steps: list[dict], step_registry: StepRegistry = registry) ->
             continue
         for upstream in after:
             if upstream == spec["key"]:
-                errors.append(f"cycle: {upstream} -> {upstream}")
+                self_loops.append(upstream)
             elif upstream not in known:
                 errors.append(
                     f"step {spec['key']!r}: depends on missing step {upstream!r}"
                 )
     if errors:
-        raise InvalidWorkflow(errors)
+        raise InvalidWorkflow(errors + [f"cycle: {k} -> {k}" for k in self_loops])
+    if self_loops:
+        raise CycleError([self_loops[0]])
     cycle = find_cycle(build_graph(steps))
     if cycle:
         raise CycleError(cycle)
