@@ -363,10 +363,9 @@ class WorkflowRunAdmin(RunProgressMixin, GraphViewsMixin, admin.ModelAdmin):
     list_select_related = ["workflow", "started_by"]
     date_hierarchy = "created_at"
     search_fields = ["=id", "workflow__slug", "workflow__name"]
+    # Status and progress are shown live above the fields, with the graph.
     fields = [
         "workflow",
-        "status_badge",
-        "progress",
         "params_display",
         "started_by",
         "created_at",
@@ -464,9 +463,11 @@ class WorkflowRunAdmin(RunProgressMixin, GraphViewsMixin, admin.ModelAdmin):
 
     def run_status_data(self, request, run, rows) -> dict:
         """Return the small JSON the run page polls: the run and each step's state."""
-        url = reverse("admin:workflows_steprun_change", args=[0]).replace(
-            "/0/", "/{id}/"
-        )
+        url = None
+        if request.user.has_perm("workflows.view_steprun"):
+            url = reverse("admin:workflows_steprun_change", args=[0]).replace(
+                "/0/", "/{id}/"
+            )
         steps = {
             r["key"]: {
                 "status": r["status"],
@@ -475,7 +476,7 @@ class WorkflowRunAdmin(RunProgressMixin, GraphViewsMixin, admin.ModelAdmin):
                 "finished_at": r["finished_at"].isoformat()
                 if r["finished_at"]
                 else None,
-                "url": url.replace("{id}", str(r["pk"])),
+                "url": url and url.replace("{id}", str(r["pk"])),
             }
             for r in rows
         }

@@ -679,3 +679,13 @@ def test_workflow_graph_command(capsys, monkeypatch):
     monkeypatch.setattr("shutil.which", lambda name: None)
     with pytest.raises(CommandError, match="'dot' binary is missing"):
         call_command("workflow_graph", "wf", "--format", "svg")
+
+
+def test_nodes_link_to_step_runs_only_for_who_may_view_them(staff):
+    run = finished_run("a>b", failed=())
+    client = staff("view_workflowrun", view=False)
+    data = client.get(url("workflowrun_status", run.pk)).json()
+    assert {s["url"] for s in data["steps"].values()} == {None}
+    client = staff()
+    data = client.get(url("workflowrun_status", run.pk)).json()
+    assert all(s["url"].startswith("/admin/") for s in data["steps"].values())
