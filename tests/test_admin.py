@@ -689,3 +689,36 @@ def test_nodes_link_to_step_runs_only_for_who_may_view_them(staff):
     client = staff()
     data = client.get(url("workflowrun_status", run.pk)).json()
     assert all(s["url"].startswith("/admin/") for s in data["steps"].values())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_people_pressing_the_same_rerun_at_once_start_one(admin_user):
+    import threading
+
+    from django.db import connection
+    from django.test import Client
+
+    run = finished_run("a>b", failed=("b",))
+    barrier = threading.Barrier(2)
+    codes = []
+
+    def press():
+        client = Client()
+        client.force_login(admin_user)
+        barrier.wait()
+        try:
+            response = client.post(
+                url("workflowrun_rerun", run.pk), {"generation": 1}, follow=True
+            )
+            codes.append(response.content.decode())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=press) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    run.refresh_from_db()
+    assert run.generation == 2
+    assert sum("Rerunning the failed steps" in page for page in codes) == 1
