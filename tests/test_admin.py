@@ -656,6 +656,9 @@ def test_runs_cannot_be_added_or_edited_in_the_admin(admin_client):
 def test_app_order_check(monkeypatch):
     from django.conf import settings
 
+    from django.core.checks import registry as checks_registry
+
+    assert check_app_order in checks_registry.registry.registered_checks
     assert check_app_order() == []
     apps = [a for a in settings.INSTALLED_APPS if a != "workflows"]
     monkeypatch.setattr(settings, "INSTALLED_APPS", [*apps, "workflows"])

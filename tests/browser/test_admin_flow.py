@@ -188,4 +188,5 @@ def test_a_300_step_graph_draws_in_under_two_seconds(admin_page):
     page.wait_for_selector('#dagflow-graph[data-drawn="true"]', timeout=20_000)
     assert page.locator("#dagflow-graph g.node").count() == 300
     draw_ms = int(page.get_attribute("#dagflow-graph", "data-draw-ms"))
+    print(f"300-step graph drawn in {draw_ms} ms")
     assert draw_ms < 2000, f"drawing 300 steps took {draw_ms} ms"
