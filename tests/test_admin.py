@@ -655,7 +655,6 @@ def test_runs_cannot_be_added_or_edited_in_the_admin(admin_client):
 
 def test_app_order_check(monkeypatch):
     from django.conf import settings
-
     from django.core.checks import registry as checks_registry
 
     assert check_app_order in checks_registry.registry.registered_checks
