@@ -372,7 +372,6 @@ class WorkflowRunAdmin(RunProgressMixin, GraphViewsMixin, admin.ModelAdmin):
         "started_at",
         "finished_at",
         "duration",
-        "generation",
     ]
     readonly_fields = fields
 

@@ -24,6 +24,7 @@ from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
 from tests.celery_app import app as celery_app  # noqa: E402,F401  (the sending app)
+from tests.celery_app import worker_command  # noqa: E402
 
 
 def migrate() -> None:
@@ -35,31 +36,8 @@ def worker(concurrency: int = 2, env: dict | None = None):
     """Run a celery worker on the bench settings for the duration of the block."""
     log = settings.RUN_DIR / f"bench-worker-{os.getpid()}.log"
     log.unlink(missing_ok=True)
-    queue = settings.CELERY_TASK_DEFAULT_QUEUE
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "tests.celery_app",
-            "worker",
-            "--pool",
-            "prefork",
-            "--concurrency",
-            str(concurrency),
-            "--loglevel",
-            "warning",
-            "--queues",
-            queue,
-            "--hostname",
-            f"{queue}@%h",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "--logfile",
-            str(log),
-        ],
+        worker_command(str(log), concurrency, loglevel="warning"),
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from django.conf import settings
 from django.db import connection
 
 from tests.celery_app import app as celery_app
+from tests.celery_app import worker_command
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,15 +55,8 @@ def worker(django_db_setup, django_db_blocker):
         "DAGFLOW_WORKER_DATABASE_URL": _worker_database_url(),
         "PYTHONPATH": str(ROOT),
     }
-    queue = settings.CELERY_TASK_DEFAULT_QUEUE
     process = subprocess.Popen(
-        [
-            sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker",
-            "--pool", "prefork", "--concurrency", "2", "--loglevel", "info",
-            "--queues", queue, "--hostname", f"{queue}@%h",
-            "--without-gossip", "--without-mingle", "--without-heartbeat",
-            "--logfile", str(log),
-        ],
+        worker_command(str(log)),
         cwd=ROOT,
         env=env,
     )

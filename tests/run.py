@@ -42,8 +42,12 @@ def main(args: list[str]) -> int:
     use_redis = redis_answers() or bool(os.environ.get("DAGFLOW_REQUIRE_REDIS"))
     broker = "redis" if use_redis else "filesystem"
     if not use_redis:
-        print("Redis does not answer: integration tests run on the embedded broker only.")
-    failures += bool(run(f"suite (broker: {broker})", pytest, DAGFLOW_TEST_BROKER=broker))
+        print(
+            "Redis does not answer: integration tests run on the embedded broker only."
+        )
+    failures += bool(
+        run(f"suite (broker: {broker})", pytest, DAGFLOW_TEST_BROKER=broker)
+    )
     if use_redis:
         failures += bool(
             run(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import dj_database_url
 
-SECRET_KEY = "tests-only-not-secret"  # noqa: S105
+SECRET_KEY = "tests-only-not-secret"
 DEBUG = False
 USE_TZ = True
 TIME_ZONE = "UTC"
@@ -74,9 +74,7 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # The worker process shares the test database, so it must be a file
     # (TEST NAME), in WAL mode with a busy timeout for concurrent writers.
-    DATABASES["default"]["TEST"] = {
-        "NAME": str(RUN_DIR / "test.sqlite3")
-    }
+    DATABASES["default"]["TEST"] = {"NAME": str(RUN_DIR / "test.sqlite3")}
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 30,
         "transaction_mode": "IMMEDIATE",
