@@ -13,7 +13,7 @@ from django.db import IntegrityError
 from django.db.models import Count, Q
 from django.http import HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
@@ -30,7 +30,7 @@ from admin_graph.forms import (
     WorkflowForm,
     step_types_data,
 )
-from admin_graph.mixins import GraphViewsMixin
+from admin_graph.mixins import GraphViewsMixin, admin_paths
 from workflows import runs
 from workflows.dag import downstream_of, snapshot_graph
 from workflows.exceptions import InvalidParams, InvalidWorkflow, RunStateError
@@ -128,20 +128,11 @@ class WorkflowAdmin(EditorViewsMixin, GraphViewsMixin, admin.ModelAdmin):
     # URLs ----------------------------------------------------------------
 
     def get_urls(self):
-        prefix = f"{self.opts.app_label}_{self.opts.model_name}"
-        extra = [
-            path(
-                "step-types/",
-                self.admin_site.admin_view(self.step_types_view),
-                name=f"{prefix}_step_types",
-            ),
-            path(
-                "<path:object_id>/run/",
-                self.admin_site.admin_view(self.run_view),
-                name=f"{prefix}_run",
-            ),
+        routes = [
+            ("step-types/", self.step_types_view, "step_types"),
+            ("<path:object_id>/run/", self.run_view, "run"),
         ]
-        return extra + super().get_urls()
+        return admin_paths(self, routes) + super().get_urls()
 
     # Saving --------------------------------------------------------------
 
@@ -430,25 +421,12 @@ class WorkflowRunAdmin(RunProgressMixin, GraphViewsMixin, admin.ModelAdmin):
     # URLs ----------------------------------------------------------------
 
     def get_urls(self):
-        prefix = f"{self.opts.app_label}_{self.opts.model_name}"
-        extra = [
-            path(
-                "<path:object_id>/status.json",
-                self.admin_site.admin_view(self.status_view),
-                name=f"{prefix}_status",
-            ),
-            path(
-                "<path:object_id>/rerun/",
-                self.admin_site.admin_view(self.rerun_view),
-                name=f"{prefix}_rerun",
-            ),
-            path(
-                "<path:object_id>/cancel/",
-                self.admin_site.admin_view(self.cancel_view),
-                name=f"{prefix}_cancel",
-            ),
+        routes = [
+            ("<path:object_id>/status.json", self.status_view, "status"),
+            ("<path:object_id>/rerun/", self.rerun_view, "rerun"),
+            ("<path:object_id>/cancel/", self.cancel_view, "cancel"),
         ]
-        return extra + super().get_urls()
+        return admin_paths(self, routes) + super().get_urls()
 
     # Graph and status ----------------------------------------------------
 

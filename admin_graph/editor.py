@@ -17,9 +17,10 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
-from django.urls import NoReverseMatch, path, reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext as _
 
+from admin_graph.mixins import admin_paths
 from workflows.exceptions import CycleError, InvalidWorkflow, StaleWorkflow
 from workflows.registry import registry
 from workflows.spec import save_steps, workflow_steps
@@ -76,21 +77,11 @@ class EditorViewsMixin:
     editor_max_payload = MAX_PAYLOAD_BYTES
 
     def get_urls(self):
-        opts = self.opts
-        prefix = f"{opts.app_label}_{opts.model_name}"
-        extra = [
-            path(
-                "<path:object_id>/editor/",
-                self.admin_site.admin_view(self.editor_view),
-                name=f"{prefix}_editor",
-            ),
-            path(
-                "<path:object_id>/editor/save/",
-                self.admin_site.admin_view(self.editor_save_view),
-                name=f"{prefix}_editor_save",
-            ),
+        routes = [
+            ("<path:object_id>/editor/", self.editor_view, "editor"),
+            ("<path:object_id>/editor/save/", self.editor_save_view, "editor_save"),
         ]
-        return extra + super().get_urls()
+        return admin_paths(self, routes) + super().get_urls()
 
     def _admin_url(self, verb: str, *args: Any) -> str | None:
         opts = self.opts

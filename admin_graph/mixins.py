@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.translation import gettext as _
+
+
+def admin_paths(model_admin, routes: list[tuple[str, Callable, str]]) -> list:
+    """Return URL patterns of *routes* ``(route, view, verb)`` for *model_admin*.
+
+    Each view is wrapped in ``admin_view`` (login, staff, CSRF-safe caching) and
+    named ``<app_label>_<model_name>_<verb>``, the admin's own convention.
+    """
+    opts = model_admin.opts
+    return [
+        path(
+            route,
+            model_admin.admin_site.admin_view(view),
+            name=f"{opts.app_label}_{opts.model_name}_{verb}",
+        )
+        for route, view, verb in routes
+    ]
 
 
 class GraphViewsMixin:
@@ -20,21 +39,11 @@ class GraphViewsMixin:
     graph_template = None
 
     def get_urls(self):
-        opts = self.opts
-        prefix = f"{opts.app_label}_{opts.model_name}"
-        extra = [
-            path(
-                "<path:object_id>/graph/",
-                self.admin_site.admin_view(self.graph_view),
-                name=f"{prefix}_graph",
-            ),
-            path(
-                "<path:object_id>/graph.json",
-                self.admin_site.admin_view(self.graph_json_view),
-                name=f"{prefix}_graph_json",
-            ),
+        routes = [
+            ("<path:object_id>/graph/", self.graph_view, "graph"),
+            ("<path:object_id>/graph.json", self.graph_json_view, "graph_json"),
         ]
-        return extra + super().get_urls()
+        return admin_paths(self, routes) + super().get_urls()
 
     def get_graph(self, request, obj) -> dict:
         """Return ``{"nodes", "edges", "dot"}`` for *obj*."""
