@@ -339,6 +339,9 @@ class RunProgressMixin:
         )
 
 
+LIVE_FIELDS = {"started_at", "finished_at", "duration"}
+
+
 @admin.register(WorkflowRun)
 class WorkflowRunAdmin(RunProgressMixin, GraphViewsMixin, admin.ModelAdmin):
     list_display = [
@@ -368,6 +371,13 @@ class WorkflowRunAdmin(RunProgressMixin, GraphViewsMixin, admin.ModelAdmin):
 
     class Media:
         css = {"all": ["admin_graph/css/graph.css"]}
+
+    def get_fields(self, request, obj=None):
+        # Times that change while the run goes would be stale on a page that
+        # updates only its live part: show them once the run has ended.
+        if obj is not None and obj.status not in RUN_FINAL:
+            return [f for f in self.fields if f not in LIVE_FIELDS]
+        return self.fields
 
     def get_queryset(self, request):
         qs = super().get_queryset(request).select_related("workflow", "started_by")
