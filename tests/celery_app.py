@@ -5,6 +5,8 @@ import os
 import django
 from celery import Celery
 
+import workflows.embedded_broker  # noqa: F401  (dagflowfs://, before any connection)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 django.setup()
 

@@ -94,7 +94,7 @@ else:
     FS_DIR = RUN_DIR / "broker"
     for _folder in ("out", "processed", "control"):
         (FS_DIR / _folder).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_URL = "dagflowfs://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(FS_DIR / "out"),
         "data_folder_out": str(FS_DIR / "out"),

@@ -12,6 +12,7 @@ class WorkflowsConfig(AppConfig):
     def ready(self) -> None:
         from workflows import (
             checks,  # noqa: F401  (registers the system checks)
+            embedded_broker,  # noqa: F401  (registers the dagflowfs:// scheme)
             tasks,  # noqa: F401  (registers the Celery tasks)
         )
         from workflows.registry import registry

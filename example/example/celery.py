@@ -8,6 +8,8 @@ import os
 
 from celery import Celery
 
+import workflows.embedded_broker  # noqa: F401  (dagflowfs://, before any connection)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example.settings")
 
 app = Celery("example")

@@ -1,7 +1,7 @@
 """Settings of the example project; the database and broker come from the environment.
 
 With nothing set, it runs on one machine with no server: a SQLite file and
-kombu's ``filesystem://`` transport under ``example/var/`` (created on demand,
+the embedded ``dagflowfs://`` broker (kombu's filesystem transport, written atomically) under ``example/var/`` (created on demand,
 ignored by git). Environment variables:
 
 ``DATABASE_URL``          any dj-database-url URL, e.g. ``postgres://user@host/db``
@@ -113,9 +113,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Celery: every CELERY_* setting here is read by example/celery.py.
 # "localhost" only silences kombu's "No hostname was supplied" warning.
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "filesystem://localhost//"
-if CELERY_BROKER_URL.startswith("filesystem://"):
-    # kombu's embedded transport: messages are files in a folder that the
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "dagflowfs://localhost//"
+if CELERY_BROKER_URL.startswith(("dagflowfs://", "filesystem://")):
+    # The embedded broker (workflows/embedded_broker.py: kombu's filesystem
+    # transport, written atomically): messages are files in a folder that the
     # workers poll, so one machine needs no server at all.
     BROKER_DIR = VAR_DIR / "broker"
     for _sub in ("queue", "processed", "control"):
