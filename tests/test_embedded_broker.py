@@ -33,10 +33,8 @@ def test_a_message_cannot_be_taken_while_it_is_written(connection, monkeypatch):
     real_dumps = embedded_broker.dumps
 
     def dumps_then_try_to_take(payload):
-        try:
+        with contextlib.suppress(Empty):
             taken_while_writing.append(channel._get("q"))
-        except Empty:
-            pass
         return real_dumps(payload)
 
     monkeypatch.setattr(embedded_broker, "dumps", dumps_then_try_to_take)
