@@ -1,5 +1,6 @@
 """The embedded broker hands a consumer whole messages only."""
 
+import contextlib
 from queue import Empty
 
 import pytest

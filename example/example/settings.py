@@ -2,7 +2,8 @@
 
 With nothing set, it runs on one machine with no server: a SQLite file and
 the embedded ``dagflowfs://`` broker (kombu's filesystem transport, written
-atomically) under ``example/var/`` (created on demand, ignored by git). Environment variables:
+atomically) under ``example/var/`` (created on demand, ignored by git).
+Environment variables:
 
 ``DATABASE_URL``          any dj-database-url URL, e.g. ``postgres://user@host/db``
 ``CELERY_BROKER_URL``     e.g. ``redis://127.0.0.1:6379/0`` (default: filesystem)
