@@ -265,7 +265,7 @@ def test_resolve_step_uses_the_step_then_the_type_then_settings(
     assert resolved == {
         "key": "k",
         "type": "typed",
-        "label": "Typed",
+        "label": "k",
         "params": {"a": 1, "b": 20},
         "after": [],
         "retries": 3,

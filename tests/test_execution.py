@@ -385,10 +385,26 @@ def test_call_raises_step_timeout_directly():
     def slow(params, inputs, context):
         threading.Event().wait(30)
 
-    with pytest.raises(StepTimeout, match=r"^Timed out after 0\.1 seconds\.$"):
-        execution._call(slow, {}, {}, None, 0.1)
-    assert execution._call(lambda p, i, c: 7, {}, {}, None, 5) == 7
-    assert execution._call(lambda p, i, c: 8, {}, {}, None, None) == 8
+    with (
+        execution._Guard() as guard,
+        pytest.raises(StepTimeout, match=r"^Timed out after 0\.1 seconds\.$"),
+    ):
+        execution._call(slow, {}, {}, None, guard, 0.1)
+    with execution._Guard() as guard:
+        assert execution._call(lambda p, i, c: 7, {}, {}, None, guard, 5) == 7
+        assert execution._call(lambda p, i, c: 8, {}, {}, None, guard, None) == 8
+
+
+def test_guard_interrupts_a_running_step_when_cancelled():
+    def slow(params, inputs, context):
+        threading.Timer(0.1, guard.cancel).start()
+        threading.Event().wait(30)
+
+    with (
+        execution._Guard() as guard,
+        pytest.raises(execution.StepCancelled),
+    ):
+        execution._call(slow, {}, {}, None, guard, None)
 
 
 def test_a_step_cancelled_while_it_runs_keeps_cancelled(start, temporary_type):

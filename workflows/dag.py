@@ -186,7 +186,8 @@ def resolve_step(spec: dict, step_registry: StepRegistry = registry) -> dict:
     return {
         "key": spec["key"],
         "type": spec["type"],
-        "label": spec.get("label") or step_type.label,
+        # Unlabelled steps are shown by key: two of one type stay apart.
+        "label": spec.get("label") or spec["key"],
         "params": {**step_type.default_params(), **(spec.get("params") or {})},
         "after": list(spec.get("after") or []),
         "retries": pick("retries", "DEFAULT_RETRIES"),

@@ -87,8 +87,12 @@ def _execute(run_id: int, key: str, generation: int) -> str:
     if not _claim(step_run, generation, me):
         return "skipped"
     inputs = {k: upstream[k].result for k in step_run.spec.get("after", [])}
-    with _heartbeat(step_run.pk, me):  # also through retry delays
-        return _attempts(step_run, run, inputs, me)
+    guard = _Guard()
+    try:
+        with guard, _heartbeat(step_run.pk, me, guard):  # also through retry delays
+            return _attempts(step_run, run, inputs, me, guard)
+    except StepCancelled:
+        return "discarded"
 
 
 def _upstream(step_run: StepRun) -> dict[str, StepRun]:
@@ -178,7 +182,9 @@ def _owner_is_gone(step_run: StepRun, now) -> bool:
     return step_run.heartbeat_at is None or step_run.heartbeat_at < limit
 
 
-def _attempts(step_run: StepRun, run: WorkflowRun, inputs: dict, me: str) -> str:
+def _attempts(
+    step_run: StepRun, run: WorkflowRun, inputs: dict, me: str, guard: _Guard
+) -> str:
     spec = step_run.spec
     try:
         step_type = registry.get(spec["type"])
@@ -204,11 +210,25 @@ def _attempts(step_run: StepRun, run: WorkflowRun, inputs: dict, me: str) -> str
         )
         error = tb = ""
         try:
-            value = _call(step_type.function, spec["params"], inputs, context, timeout)
+            value = _call(
+                step_type.function, spec["params"], inputs, context, guard, timeout
+            )
             stored = _storable(value)
         except StepTimeout as exc:
             error, tb = str(exc), ""
-        except Exception as exc:
+        except StepCancelled:
+            attempt.status, attempt.finished_at = StepStatus.CANCELLED, timezone.now()
+            attempt.error = "Cancelled while running."
+            attempt.log = _cut("\n".join(context.lines))
+            try:  # the signal may have cut a query short: never fail here
+                attempt.save()
+            except Exception:
+                logger.exception(
+                    "run %s step %s: attempt not saved", run.pk, step_run.key
+                )
+                connection.close()
+            raise
+        except (Exception, SystemExit) as exc:  # sys.exit() in a step is a failure
             error, tb = f"{type(exc).__name__}: {exc}", traceback.format_exc()
         log = _cut("\n".join(context.lines))
         attempt.finished_at = timezone.now()
@@ -272,28 +292,65 @@ def _cut(text: str) -> str:
     return text if len(text) <= limit else "[…]\n" + text[-limit:]
 
 
-def _call(function, params: dict, inputs: dict, context: StepContext, timeout):
+class StepCancelled(BaseException):
+    """Raised inside a running step whose run was cancelled.
+
+    A BaseException, so that a step's own ``except Exception`` cannot swallow it.
+    """
+
+
+class _Guard:
+    """SIGALRM in the main thread: the step's timeout, or its cancellation.
+
+    Celery's prefork and solo pools run a task in a process's main thread, where
+    one handler serves both: the timer of a timeout, and the heartbeat thread
+    that finds the step cancelled and interrupts the function at once.
+    """
+
+    def __init__(self) -> None:
+        self.main = threading.current_thread() is threading.main_thread()
+        self.cancelled = False
+        self.message = ""
+        self._previous = None
+
+    def __enter__(self) -> _Guard:
+        if self.main:
+            self._previous = signal.signal(signal.SIGALRM, self._alarm)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.main:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self._previous or signal.SIG_DFL)
+
+    def _alarm(self, signum, frame) -> None:
+        if self.cancelled:
+            raise StepCancelled()
+        raise StepTimeout(self.message)
+
+    def cancel(self) -> None:
+        """Interrupt the step (called from the heartbeat thread)."""
+        self.cancelled = True
+        if self.main:
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGALRM)
+
+
+def _call(function, params, inputs, context: StepContext, guard: _Guard, timeout):
     """Call the step function, raising StepTimeout past *timeout* seconds.
 
-    In a process's main thread (Celery's prefork and solo pools) a SIGALRM
-    timer interrupts the function. Elsewhere the function runs in a helper
-    thread that is abandoned when it overruns: Python cannot stop a thread.
+    In a process's main thread a SIGALRM timer interrupts the function.
+    Elsewhere (a threads pool) it runs in a helper thread that is abandoned
+    when it overruns: Python cannot stop a thread.
     """
     if not timeout:
         return function(params, inputs, context)
-    message = f"Timed out after {timeout:g} seconds."
-    if threading.current_thread() is threading.main_thread():
-
-        def alarm(signum, frame):
-            raise StepTimeout(message)
-
-        previous = signal.signal(signal.SIGALRM, alarm)
+    guard.message = f"Timed out after {timeout:g} seconds."
+    if guard.main:
         signal.setitimer(signal.ITIMER_REAL, float(timeout))
         try:
             return function(params, inputs, context)
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
     box: dict = {}
 
     def target():
@@ -308,23 +365,35 @@ def _call(function, params: dict, inputs: dict, context: StepContext, timeout):
     thread.start()
     thread.join(float(timeout))
     if thread.is_alive():
-        raise StepTimeout(message)
+        raise StepTimeout(guard.message)
     if "error" in box:
         raise box["error"]
     return box.get("value")
 
 
 @contextmanager
-def _heartbeat(step_run_id: int, me: str):
-    """Refresh ``heartbeat_at`` while the step runs, from a side thread."""
+def _heartbeat(step_run_id: int, me: str, guard: _Guard):
+    """Refresh ``heartbeat_at`` while the step runs, from a side thread.
+
+    When the step is no longer ours to run (cancelled, or taken over after a
+    stale heartbeat), interrupt it rather than let it finish for nothing.
+    """
     stop = threading.Event()
 
     def beat():
         try:
             while not stop.wait(app_settings.HEARTBEAT_INTERVAL):
-                StepRun.objects.filter(pk=step_run_id, worker=me).update(
-                    heartbeat_at=timezone.now()
+                mine = StepRun.objects.filter(
+                    pk=step_run_id, worker=me, status__in=ACTIVE
                 )
+                if mine.update(heartbeat_at=timezone.now()):
+                    continue
+                lost = StepRun.objects.filter(pk=step_run_id).exclude(
+                    worker=me, status__in=STEP_FINAL - {StepStatus.CANCELLED}
+                )
+                if lost.exists() and not stop.is_set():
+                    guard.cancel()
+                return
         finally:
             close_old_connections()
             connection.close()

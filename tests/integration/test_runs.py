@@ -278,3 +278,19 @@ def test_management_command_step_keeps_its_output(worker):
     denied = run.step_runs.get(key="denied")
     assert denied.status == StepStatus.FAILED
     assert "ALLOWED_COMMANDS" in denied.error
+
+
+def test_cancel_interrupts_a_running_step_and_frees_its_worker(worker):
+    workflow = make_workflow("long", "sleep", params={"seconds": 60})
+    run = runs.start_run(workflow)
+    wait_for_step(run, "long", {StepStatus.RUNNING})
+    runs.cancel(run)
+    attempt = StepRun.objects.get(run=run, key="long").history.get()
+    deadline = time.monotonic() + 10  # HEARTBEAT_INTERVAL is 1 s in the tests
+    while attempt.finished_at is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+        attempt.refresh_from_db()
+    assert attempt.status == StepStatus.CANCELLED
+    assert (attempt.finished_at - attempt.started_at).total_seconds() < 10
+    after = wait_for_run(runs.start_run(make_workflow("a>b", slug="next")), timeout=20)
+    assert after.status == RunStatus.SUCCESS
