@@ -77,7 +77,7 @@ def param(page: Page, *path: str):
 def save(page: Page, level: str = "success"):
     page.click('[data-action="save"]')
     message = page.locator(f".dagflow-messages li.{level}")
-    expect(message).to_be_visible()
+    expect(message.first).to_be_visible()
     return message
 
 
@@ -341,3 +341,73 @@ def test_read_only_user_cannot_change_anything(staff_page_factory, screenshot):
     assert response.status == 403
     assert wf.steps.count() == 2
     assert page.js_errors == []
+
+
+def test_an_invalid_or_duplicate_key_is_flagged_as_typed_and_never_sent(admin_page):
+    page = admin_page
+    wf = Workflow.objects.create(slug="keys", name="Keys")
+    open_editor(page, wf)
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    add_step(page, "noop", "first")
+    page.click('.dagflow-type[data-type="noop"]')
+    expect(page.locator(".dagflow-messages li.info")).to_contain_text("noop_")
+    key_input = page.locator("#dagflow-key")
+    error = page.locator(".dagflow-key-error")
+
+    # Invalid as typed: the field and the box are flagged, the stale
+    # "Added step" note goes, and Save sends nothing.
+    key_input.fill("my step!")
+    expect(key_input).to_have_attribute("aria-invalid", "true")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("Use letters, digits")
+    expect(node(page, "my step!")).to_have_class(re.compile("is-invalid"))
+    expect(page.locator(".dagflow-messages li")).to_have_count(0)
+    refusal = save(page, "error")
+    expect(refusal.first).to_contain_text("Not saved")
+    expect(page.locator(".dagflow-messages")).not_to_contain_text("Saved.")
+    expect(key_input).to_have_value("my step!")  # not silently reverted
+
+    # A duplicate key is refused the same way.
+    key_input.fill("first")
+    expect(error).to_contain_text("Another step already has the key")
+    expect(page.locator(".dagflow-node.is-invalid")).to_have_count(2)
+    save(page, "error")
+    page.wait_for_timeout(300)
+    assert posts == []
+    wf.refresh_from_db()
+    assert (wf.version, wf.steps.count()) == (1, 0)
+
+    # Fixed: the flags and the refusal go, and the save goes through.
+    key_input.fill("second")
+    expect(key_input).to_have_attribute("aria-invalid", "false")
+    expect(error).to_be_hidden()
+    expect(page.locator(".dagflow-node.is-invalid")).to_have_count(0)
+    expect(page.locator(".dagflow-messages li")).to_have_count(0)
+    expect(save(page)).to_contain_text("Saved. The workflow is now at version 2")
+    assert sorted(s["key"] for s in workflow_steps(wf)) == ["first", "second"]
+    assert len(posts) == 1
+    assert page.js_errors == []
+
+
+def test_connect_mode_ends_after_one_connection(admin_page):
+    page = admin_page
+    wf = Workflow.objects.create(slug="connect-once", name="Connect once")
+    open_editor(page, wf)
+    for key in ("a", "b", "c"):
+        add_step(page, "noop", key)
+    connect_button = page.locator('[data-action="connect"]')
+    connect_button.click()
+    expect(connect_button).to_have_attribute("aria-pressed", "true")
+    node(page, "a").locator(".dagflow-node-box").click()
+    node(page, "b").locator(".dagflow-node-box").click()
+    assert edges(page) == {("a", "b")}
+    expect(connect_button).to_have_attribute("aria-pressed", "false")
+    expect(page.locator("#dagflow-editor")).not_to_have_class(
+        re.compile("is-connecting")
+    )
+    # Further clicks select steps instead of connecting them.
+    node(page, "b").locator(".dagflow-node-box").click()
+    node(page, "c").locator(".dagflow-node-box").click()
+    expect(page.locator("#dagflow-key")).to_have_value("c")
+    assert edges(page) == {("a", "b")}

@@ -11,7 +11,10 @@ const SVG = "http://www.w3.org/2000/svg";
 const W = 180;
 const H = 56;
 const MARGIN = 30;
+// The engine's rule for step keys (workflows/dag.py): checked as the key is
+// typed, so a save is never sent with a key the server would refuse.
 const KEY_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+const KEY_MAX = 100;
 
 const root = document.getElementById("dagflow-editor");
 const data = JSON.parse(document.getElementById("dagflow-editor-data").textContent);
@@ -80,6 +83,20 @@ function toPayload() {
 }
 
 const nodeById = (id) => state.nodes.find((n) => n.id === id);
+
+// Why the key of node *n* would be refused, or null when it is valid.
+function keyProblem(n) {
+  const value = n.key;
+  if (value === "") return "A key is required.";
+  if (value.length > KEY_MAX) return `A key has at most ${KEY_MAX} characters.`;
+  if (!KEY_RE.test(value)) return "Use letters, digits, '_', '-' or '.'; start with a letter, digit or '_'.";
+  if (state.nodes.some((o) => o !== n && o.key === value)) return `Another step already has the key “${value}”.`;
+  return null;
+}
+
+function keyProblems() {
+  return state.nodes.map((n) => [n, keyProblem(n)]).filter(([, problem]) => problem);
+}
 const serialize = () => JSON.stringify(state);
 const comparable = () => JSON.stringify({ ...toPayload(), version: 0 });
 
@@ -98,6 +115,7 @@ function record() {
   history.splice(cursor + 1);
   history.push(snap);
   cursor = history.length - 1;
+  clearStaleMessages();
   updateStatus();
 }
 
@@ -105,6 +123,7 @@ function record() {
 function recordSoon() {
   clearTimeout(pendingRecord);
   pendingRecord = setTimeout(record, 400);
+  clearStaleMessages();
   updateStatus();
 }
 
@@ -119,6 +138,7 @@ function restore(index) {
     if (!to || !to.after.includes(selection.from)) selection = null;
   }
   cancelConnect();
+  clearStaleMessages();
   render();
   renderPanel();
   updateStatus();
@@ -138,7 +158,16 @@ function updateStatus() {
 
 // ------------------------------------------------------------ messages ---
 
-function say(level, lines) {
+// What the message bar shows: "info"/"success" notes describe the last action
+// and go as soon as the graph changes again; errors and warnings stay until
+// the next action replaces them, except the key check's, which goes once every
+// key is valid.
+let messageLevel = null;
+let messageSource = null;
+
+function say(level, lines, source = null) {
+  messageLevel = level;
+  messageSource = source;
   messages.replaceChildren();
   for (const line of [].concat(lines)) {
     const li = document.createElement("li");
@@ -146,6 +175,14 @@ function say(level, lines) {
     li.textContent = line;
     messages.append(li);
   }
+}
+
+function clearStaleMessages() {
+  const stale = messageLevel === "info" || messageLevel === "success" || (messageSource === "keys" && !keyProblems().length);
+  if (!stale) return;
+  messages.replaceChildren();
+  messageLevel = null;
+  messageSource = null;
 }
 
 function highlight(ids) {
@@ -200,6 +237,7 @@ function render() {
     if (highlighted.has(n.id)) classes.push("is-cycle");
     if (connecting && connecting.from === n.id) classes.push("is-source");
     if (!type) classes.push("is-unknown");
+    if (keyProblem(n)) classes.push("is-invalid");
     const g = svgEl("g", { class: classes.join(" "), transform: `translate(${n.x} ${n.y})`, "data-key": n.key, "data-id": n.id });
     g.append(svgEl("title", {}, `${n.label || n.key} (${n.key}: ${n.type})`));
     g.append(svgEl("rect", { width: W, height: H, rx: 6, class: "dagflow-node-box" }));
@@ -273,28 +311,29 @@ function renderPanel() {
   heading.textContent = n.label || n.key;
   panel.append(heading);
 
-  const key = input("dagflow-key", "text", n.key, { maxlength: "100", required: "" });
+  // The key is taken as typed and checked at once; an invalid key stays in
+  // the field (and on the box), flagged, and Save refuses until it is fixed.
+  const key = input("dagflow-key", "text", n.key, { maxlength: String(KEY_MAX), required: "", "aria-describedby": "dagflow-key-error" });
   const keyError = document.createElement("div");
+  keyError.id = "dagflow-key-error";
   keyError.className = "errornote dagflow-key-error";
-  keyError.hidden = true;
-  key.addEventListener("change", () => {
-    const value = key.value.trim();
-    let problem = null;
-    if (!KEY_RE.test(value)) problem = "Use letters, digits, '_', '-' or '.'; start with a letter, digit or '_'.";
-    else if (state.nodes.some((o) => o !== n && o.key === value)) problem = `Another step already has the key “${value}”.`;
-    if (problem) {
-      keyError.textContent = problem;
-      keyError.hidden = false;
-      key.value = n.key;
-      return;
-    }
-    keyError.hidden = true;
-    n.key = value;
-    record();
+  const keyRow = field("Key", key, "Unique in the workflow; downstream steps find this step's result by it.");
+  const showKeyProblem = () => {
+    const problem = keyProblem(n);
+    keyError.textContent = problem || "";
+    keyError.hidden = !problem;
+    key.setAttribute("aria-invalid", problem ? "true" : "false");
+    keyRow.classList.toggle("errors", Boolean(problem));
+  };
+  key.addEventListener("input", () => {
+    n.key = key.value;
+    heading.textContent = n.label || n.key;
+    showKeyProblem();
+    recordSoon();
     render();
   });
-  const keyRow = field("Key", key, "Unique in the workflow; downstream steps find this step's result by it.");
   keyRow.append(keyError);
+  showKeyProblem();
   panel.append(keyRow);
 
   const label = input("dagflow-label", "text", n.label, { maxlength: "200" });
@@ -457,6 +496,7 @@ function setConnectMode(on) {
   const b = button("connect");
   if (b) b.setAttribute("aria-pressed", on ? "true" : "false");
   if (on) say("info", "Connect: click a step, then the step that runs after it. Escape cancels.");
+  else if (messageLevel === "info") say("info", []);
   render();
 }
 
@@ -469,6 +509,20 @@ function layout() {
 
 async function save() {
   if (pendingRecord) record();
+  const invalid = keyProblems();
+  if (invalid.length) {
+    // Nothing is sent: the server would refuse these keys anyway.
+    const first = invalid[0][0];
+    if (!selection || selection.kind !== "node" || selection.id !== first.id) select({ kind: "node", id: first.id });
+    say("error", [
+      "Not saved: fix the key of the steps outlined in red first.",
+      ...invalid.map(([n, problem]) => `Key “${n.key}”: ${problem}`),
+    ], "keys");
+    highlight(invalid.map(([n]) => n.id));
+    const field = panel.querySelector("#dagflow-key");
+    if (field) field.focus();
+    return;
+  }
   const payload = toPayload();
   const saveButton = button("save");
   saveButton.disabled = true;
@@ -537,9 +591,14 @@ svg.addEventListener("pointerdown", (event) => {
         render();
       } else {
         const from = connecting.from;
-        cancelConnect();
-        if (from !== id) connect(from, id);
-        else render();
+        if (from !== id) {
+          // One connection per click on Connect: the mode ends here, made or refused.
+          setConnectMode(false);
+          connect(from, id);
+        } else {
+          cancelConnect();
+          render();
+        }
       }
       return;
     }
