@@ -453,3 +453,12 @@ def test_management_command_not_allowed_fails(start):
     run = start("a", "management_command", params={"command": "flush"})
     assert execute(run, "a") == "failed"
     assert "ALLOWED_COMMANDS" in row(run, "a").error
+
+
+def test_success_queues_the_next_steps_whose_upstream_all_succeeded(start):
+    run = start("a>c b>c a>d")
+    assert execute(run, "a") == "success"
+    assert row(run, "d").status == StepStatus.QUEUED  # a was its only upstream
+    assert row(run, "c").status == StepStatus.PENDING  # still waits for b
+    assert execute(run, "b") == "success"
+    assert row(run, "c").status == StepStatus.QUEUED

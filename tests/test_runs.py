@@ -76,7 +76,7 @@ def test_start_run_creates_the_run_and_its_steps(django_capture_on_commit_callba
         r.status == StepStatus.PENDING and r.attempts == 0 for r in rows.values()
     )
     assert len({r.task_id for r in rows.values()}) == 4
-    assert rows["b"].spec == run.snapshot["steps"]["b"]
+    assert rows["b"].spec == {**run.snapshot["steps"]["b"], "next": ["d"]}
     assert rows["b"].spec["retries"] == 2
     assert rows["d"].spec["after"] == ["b", "c"]
     assert len(callbacks) == 1
@@ -468,7 +468,13 @@ def test_advance_plans_and_publishes_segments(
     assert list(run.segments.values_list("index", "block", "after")) == [
         (0, ["p", ["s", "a", "b", "c"], "d"], [])
     ]
-    assert set(statuses(run).values()) == {"queued"}
+    # queued: the steps whose message goes out now; b and c wait for a and b
+    assert statuses(run) == {
+        "a": "queued",
+        "b": "pending",
+        "c": "pending",
+        "d": "queued",
+    }
     assert len(sent) == 1 and isinstance(sent[0], canvas._chord)
     assert sent[0].body.args == (run.pk, 1, 0)
     assert runs.advance(run.pk, 1, START) == "waiting"  # a redelivery sends nothing
@@ -494,7 +500,7 @@ def test_advance_of_a_long_chain_publishes_one_segment_at_a_time(
     ]
     assert statuses(run) == {
         "a": "queued",
-        "b": "queued",
+        "b": "pending",
         "c": "pending",
         "d": "pending",
         "e": "pending",

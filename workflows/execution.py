@@ -44,7 +44,7 @@ def execute_step(run_id: int, key: str, generation: int) -> str:
     """Run step *key* of run *run_id* if this message may; return what happened."""
     outcome = _execute(run_id, key, generation)
     if outcome in SETTLED:
-        _after_step(run_id, generation)
+        _after_step(run_id, key, generation, outcome)
     return outcome
 
 
@@ -105,10 +105,14 @@ def _any_open(upstream: dict[str, StepRun]) -> bool:
     return any(u.status not in STEP_FINAL for u in upstream.values())
 
 
-def _after_step(run_id: int, generation: int) -> None:
-    """Send deferred steps whose upstream ended; end the run after its last step."""
+def _after_step(run_id: int, key: str, generation: int, outcome: str) -> None:
+    """Queue or send what follows the step; end the run after its last step."""
     from workflows import runs
     from workflows.compiler import step_signature_factory
+
+    if outcome == "success":
+        spec = StepRun.objects.filter(run_id=run_id, key=key).values("spec").first()
+        runs.mark_queued(run_id, (spec or {}).get("spec", {}).get("next", []))
 
     deferred = list(
         StepRun.objects.filter(

@@ -77,8 +77,14 @@ def start_run(
             generation=1,
             dispatch_keys=sorted(snapshot["steps"]),
         )
+        graph = snapshot_graph(snapshot)
         StepRun.objects.bulk_create(
-            StepRun(run=run, key=key, spec=spec, task_id=str(uuid.uuid4()))
+            StepRun(
+                run=run,
+                key=key,
+                spec={**spec, "next": sorted(graph.successors(key))},
+                task_id=str(uuid.uuid4()),
+            )
             for key, spec in snapshot["steps"].items()
         )
         _send_on_commit(run)
@@ -152,10 +158,28 @@ def _publish(run: WorkflowRun, generation: int, index: int) -> None:
     then = compiler.advance_signature(
         run.pk, generation, index, app_settings.CONTROL_QUEUE
     )
-    StepRun.objects.filter(run=run, key__in=keys, status=StepStatus.PENDING).update(
-        status=StepStatus.QUEUED
-    )
+    mark_queued(run.pk, keys)
     compiler.to_canvas(block, make_step, then).apply_async()
+
+
+def mark_queued(run_id: int, keys: list[str]) -> None:
+    """Mark ``queued`` the pending steps among *keys* whose upstream all succeeded.
+
+    Those are the ones whose message is (or is about to be) in the broker; a
+    step still waiting for its upstream stays ``pending``.
+    """
+    candidates = StepRun.objects.filter(
+        run_id=run_id, key__in=keys, status=StepStatus.PENDING
+    ).only("pk", "spec")
+    for step_run in candidates:
+        after = step_run.spec.get("after", [])
+        waiting = StepRun.objects.filter(run_id=run_id, key__in=after).exclude(
+            status=StepStatus.SUCCESS
+        )
+        if not after or not waiting.exists():
+            StepRun.objects.filter(pk=step_run.pk, status=StepStatus.PENDING).update(
+                status=StepStatus.QUEUED
+            )
 
 
 def _block_keys(block: compiler.Block) -> list[str]:
