@@ -11,7 +11,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -67,27 +67,36 @@ def start_run(
     )
     if not snapshot["steps"]:
         raise InvalidWorkflow(f"Workflow {workflow.slug!r} has no steps to run.")
-    with transaction.atomic():
-        run = WorkflowRun.objects.create(
-            workflow=workflow,
-            snapshot=snapshot,
-            params=params,
-            started_by=user if getattr(user, "is_authenticated", False) else None,
-            request_id=request_id or None,
-            generation=1,
-            dispatch_keys=sorted(snapshot["steps"]),
+    try:
+        with transaction.atomic():
+            return _create_run(workflow, snapshot, params, user, request_id)
+    except IntegrityError:
+        if request_id:  # the same submit, twice at once: the first one won
+            return WorkflowRun.objects.get(request_id=request_id)
+        raise
+
+
+def _create_run(workflow, snapshot, params, user, request_id) -> WorkflowRun:
+    run = WorkflowRun.objects.create(
+        workflow=workflow,
+        snapshot=snapshot,
+        params=params,
+        started_by=user if getattr(user, "is_authenticated", False) else None,
+        request_id=request_id or None,
+        generation=1,
+        dispatch_keys=sorted(snapshot["steps"]),
+    )
+    graph = snapshot_graph(snapshot)
+    StepRun.objects.bulk_create(
+        StepRun(
+            run=run,
+            key=key,
+            spec={**spec, "next": sorted(graph.successors(key))},
+            task_id=str(uuid.uuid4()),
         )
-        graph = snapshot_graph(snapshot)
-        StepRun.objects.bulk_create(
-            StepRun(
-                run=run,
-                key=key,
-                spec={**spec, "next": sorted(graph.successors(key))},
-                task_id=str(uuid.uuid4()),
-            )
-            for key, spec in snapshot["steps"].items()
-        )
-        _send_on_commit(run)
+        for key, spec in snapshot["steps"].items()
+    )
+    _send_on_commit(run)
     return run
 
 
