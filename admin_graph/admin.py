@@ -341,6 +341,16 @@ class RunProgressMixin:
 
 LIVE_FIELDS = {"started_at", "finished_at", "duration"}
 
+#: The headings of the rerun confirmation, one group of steps per status, in
+#: this order: a step that did not run because an upstream step failed is not
+#: itself a failed step.
+STEP_RERUNNABLE_TITLES = {
+    StepStatus.FAILED: gettext_lazy("Failed"),
+    StepStatus.UPSTREAM_FAILED: gettext_lazy("Not run because an upstream step failed"),
+    StepStatus.CANCELLED: gettext_lazy("Cancelled"),
+}
+STEP_RERUNNABLE_ORDER = tuple(STEP_RERUNNABLE_TITLES)
+
 
 @admin.register(WorkflowRun)
 class WorkflowRunAdmin(RunProgressMixin, GraphViewsMixin, admin.ModelAdmin):
@@ -468,6 +478,7 @@ class WorkflowRunAdmin(RunProgressMixin, GraphViewsMixin, admin.ModelAdmin):
             for r in rows
         }
         finished = sum(1 for r in rows if r["status"] in STEP_FINAL)
+        final = run.status in RUN_FINAL
         duration = None
         if run.started_at:
             duration = format_duration(
@@ -477,7 +488,10 @@ class WorkflowRunAdmin(RunProgressMixin, GraphViewsMixin, admin.ModelAdmin):
             "id": run.pk,
             "status": run.status,
             "status_label": run.get_status_display(),
-            "final": run.status in RUN_FINAL,
+            "final": final,
+            # "Rerun failed steps" has something to do only on an ended run
+            # with a failed, upstream-failed or cancelled step.
+            "rerunnable": final and any(r["status"] in STEP_RERUNNABLE for r in rows),
             "finished": finished,
             "total": len(rows),
             "duration": duration,
@@ -545,10 +559,29 @@ class WorkflowRunAdmin(RunProgressMixin, GraphViewsMixin, admin.ModelAdmin):
         if step:
             keys = sorted(downstream_of(snapshot_graph(run.snapshot), [step]))
             title = _("Rerun from step %(step)s") % {"step": step}
+            groups = []
         else:
             failed = StepRun.objects.filter(run=run, status__in=STEP_RERUNNABLE)
-            keys = sorted(failed.values_list("key", flat=True))
+            by_status = dict.fromkeys(STEP_RERUNNABLE_ORDER, ())
+            for status, key in failed.order_by("key").values_list("status", "key"):
+                by_status[status] = (*by_status[status], key)
+            keys = sorted(k for group in by_status.values() for k in group)
+            if not keys and request.method != "POST":
+                # The button is hidden on such runs, but the URL can still be
+                # opened. A POST goes on: a changed generation is reported
+                # first, and runs.rerun() refuses a run with nothing to rerun.
+                messages.error(
+                    request,
+                    _("Run #%(id)s has no failed or cancelled step to rerun.")
+                    % {"id": run.pk},
+                )
+                return self._back(run)
             title = _("Rerun failed steps")
+            groups = [
+                (STEP_RERUNNABLE_TITLES[status], group)
+                for status, group in by_status.items()
+                if group
+            ]
 
         def act():
             runs.rerun(run, failed=not step, from_key=step or None, user=request.user)
@@ -559,7 +592,14 @@ class WorkflowRunAdmin(RunProgressMixin, GraphViewsMixin, admin.ModelAdmin):
             )
 
         return self._confirm_action(
-            request, run, title, act, keys=keys, step=step, action="rerun"
+            request,
+            run,
+            title,
+            act,
+            keys=keys,
+            groups=groups,
+            step=step,
+            action="rerun",
         )
 
     def cancel_view(self, request, object_id):
@@ -574,7 +614,9 @@ class WorkflowRunAdmin(RunProgressMixin, GraphViewsMixin, admin.ModelAdmin):
 
         return self._confirm_action(request, run, _("Cancel run"), act, action="cancel")
 
-    def _confirm_action(self, request, run, title, act, *, action, keys=(), step=""):
+    def _confirm_action(
+        self, request, run, title, act, *, action, keys=(), groups=(), step=""
+    ):
         """Show a confirmation page; on its POST, act once on the generation shown."""
         if request.method == "POST":
             form = RunActionForm(request.POST)
@@ -608,6 +650,7 @@ class WorkflowRunAdmin(RunProgressMixin, GraphViewsMixin, admin.ModelAdmin):
             "action": action,
             "form": form,
             "keys": keys,
+            "groups": groups,
             "step": step,
         }
         return TemplateResponse(

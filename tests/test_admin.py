@@ -551,6 +551,51 @@ def test_rerun_failed_steps_confirmation_then_rerun(admin_client):
     assert run.generation == 2
 
 
+def test_rerun_button_only_when_there_is_something_to_rerun(admin_client):
+    hidden = 'data-dagflow-when="rerunnable" hidden'
+    ok = finished_run("a>b", failed=(), slug="ok")
+    assert ok.status == RunStatus.SUCCESS
+    content = admin_client.get(url("workflowrun_change", ok.pk)).content.decode()
+    assert hidden in content
+    status = admin_client.get(url("workflowrun_status", ok.pk)).json()
+    assert status["rerunnable"] is False
+    # Opened or posted anyway: refused with a message, nothing rerun.
+    response = admin_client.get(url("workflowrun_rerun", ok.pk), follow=True)
+    assert "no failed or cancelled step to rerun" in response.content.decode()
+    response = admin_client.post(
+        url("workflowrun_rerun", ok.pk), {"generation": 1}, follow=True
+    )
+    assert "no failed steps to rerun" in response.content.decode()
+    ok.refresh_from_db()
+    assert (ok.generation, ok.status) == (1, RunStatus.SUCCESS)
+
+    running = runs.start_run(make_workflow("a>b", slug="running"))
+    content = admin_client.get(url("workflowrun_change", running.pk)).content.decode()
+    assert hidden in content
+
+    failed = finished_run("a>b", failed=("a",), slug="failed")
+    content = admin_client.get(url("workflowrun_change", failed.pk)).content.decode()
+    assert 'data-dagflow-when="rerunnable">' in content and hidden not in content
+    status = admin_client.get(url("workflowrun_status", failed.pk)).json()
+    assert status["rerunnable"] is True
+
+
+def test_rerun_confirmation_groups_failed_and_upstream_failed_steps(admin_client):
+    run = finished_run("a>b>c", failed=("b",))
+    response = admin_client.get(url("workflowrun_rerun", run.pk))
+    content = response.content.decode()
+    assert "Failed steps" not in content
+    assert [(str(t), list(k)) for t, k in response.context["groups"]] == [
+        ("Failed", ["b"]),
+        ("Not run because an upstream step failed", ["c"]),
+    ]
+    assert content.index("<h2>Failed</h2>") < content.index("<li>b</li>")
+    assert content.index("<li>b</li>") < content.index(
+        "<h2>Not run because an upstream step failed</h2>"
+    )
+    assert content.index("upstream step failed</h2>") < content.index("<li>c</li>")
+
+
 def test_rerun_from_a_step(admin_client):
     run = finished_run("a>b>c", failed=())
     response = admin_client.get(url("workflowrun_rerun", run.pk, query="?step=b"))

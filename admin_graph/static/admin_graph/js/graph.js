@@ -55,8 +55,11 @@ function applyRun(container, nodes, run) {
   if (text) text.textContent = `${run.finished} / ${run.total}`;
   const polling = document.querySelector("[data-dagflow-polling]");
   if (polling) polling.hidden = run.final;
+  // "running": shown until the run ends; "final": once it has ended;
+  // "rerunnable": once it has ended with something to rerun.
   for (const el of document.querySelectorAll("[data-dagflow-when]")) {
-    el.hidden = (el.dataset.dagflowWhen === "final") !== run.final;
+    const when = el.dataset.dagflowWhen;
+    el.hidden = when === "running" ? run.final : when === "final" ? !run.final : !run[when];
   }
   container.dataset.runStatus = run.status;
   container.dataset.final = run.final ? "true" : "false";
