@@ -327,6 +327,42 @@ def test_graph_page_and_json(admin_client):
     assert admin_client.get(url("workflow_graph", 999)).status_code == 404
 
 
+def breadcrumbs_of(content: str) -> str:
+    """Return the breadcrumbs element of an admin page, from its opening tag."""
+    start = content.index('class="breadcrumbs"')
+    start = content.rindex("<", 0, start)
+    tag = content[start + 1 : content.index(" ", start)]
+    return content[start : content.index(f"</{tag}>", start) + len(tag) + 3]
+
+
+def test_own_pages_use_the_breadcrumbs_markup_of_the_admin(admin_client):
+    workflow = make_workflow("a>b", slug="crumbs")
+    run = finished_run("a>b", failed=("b",), slug="crumbs-run")
+    reference = breadcrumbs_of(
+        admin_client.get(url("workflow_change", workflow.pk)).content.decode()
+    )
+    # The element the admin's CSS styles: <ol> of <li> on Django 6, <div> on 5.2.
+    opening = reference[: reference.index(">") + 1]
+    pages = {
+        url("workflow_graph", workflow.pk): ["crumbs", "Graph"],
+        url("workflow_editor", workflow.pk): ["crumbs", "Edit graph"],
+        url("workflow_step_types"): ["Workflows", "Step types"],
+        url("workflow_run", workflow.pk): ["crumbs", "Run"],
+        url("workflowrun_graph", run.pk): ["Workflow runs", "Graph"],
+        url("workflowrun_rerun", run.pk): ["Workflow runs", "Rerun failed steps"],
+        url("workflowrun_cancel", run.pk): ["Workflow runs", "Cancel run"],
+    }
+    for page, texts in pages.items():
+        response = admin_client.get(page)
+        assert response.status_code == 200, page
+        crumbs = breadcrumbs_of(response.content.decode())
+        assert crumbs.startswith(opening), (page, crumbs)
+        assert ("<li" in crumbs) == ("<li" in reference), (page, crumbs)
+        assert reverse("admin:index") in crumbs
+        for text in texts:
+            assert text in crumbs, (page, text, crumbs)
+
+
 def test_step_types_page_lists_descriptions_and_schemas(admin_client):
     response = admin_client.get(url("workflow_step_types"))
     content = response.content.decode()

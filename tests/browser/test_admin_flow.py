@@ -190,3 +190,37 @@ def test_a_300_step_graph_draws_in_under_two_seconds(admin_page):
     draw_ms = int(page.get_attribute("#dagflow-graph", "data-draw-ms"))
     print(f"300-step graph drawn in {draw_ms} ms")
     assert draw_ms < 2000, f"drawing 300 steps took {draw_ms} ms"
+
+
+BREADCRUMB_STYLE = """el => {
+    const s = getComputedStyle(el);
+    const box = el.getBoundingClientRect();
+    return {bg: s.backgroundColor, padding: s.paddingLeft, color: s.color,
+            left: Math.round(box.left), width: Math.round(box.width)};
+}"""
+
+
+def test_breadcrumbs_look_like_the_admins_own(admin_page, tmp_path):
+    page = admin_page
+    from django.urls import reverse
+
+    workflow = make_workflow("a>b", slug="crumbs")
+    run = runs.start_run(workflow)
+    page.goto(
+        page.base_url + reverse("admin:workflows_workflow_change", args=[workflow.pk])
+    )
+    reference = page.eval_on_selector(".breadcrumbs", BREADCRUMB_STYLE)
+    assert reference["bg"] not in ("rgba(0, 0, 0, 0)", "transparent")
+    pages = [
+        ("workflow_graph", [workflow.pk]),
+        ("workflow_editor", [workflow.pk]),
+        ("workflow_step_types", []),
+        ("workflow_run", [workflow.pk]),
+        ("workflowrun_graph", [run.pk]),
+        ("workflowrun_cancel", [run.pk]),
+    ]
+    for name, args in pages:
+        page.goto(page.base_url + reverse(f"admin:workflows_{name}", args=args))
+        style = page.eval_on_selector(".breadcrumbs", BREADCRUMB_STYLE)
+        page.screenshot(path=str(tmp_path / f"{name}.png"))
+        assert style == reference, name
