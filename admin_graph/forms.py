@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -235,6 +236,26 @@ class StepFormSet(BaseInlineFormSet):
             ) from exc
 
 
+class OptionalJSONField(forms.JSONField):
+    """A JSON field that shows "no value" as an empty box, not the text ``null``.
+
+    Django's JSONField renders None as ``null``; an empty box, which the field
+    already reads back as None, says "no schema" to a person.
+    """
+
+    def prepare_value(self, value: Any) -> Any:
+        if value is None:
+            return ""
+        return super().prepare_value(value)
+
+
+PARAMS_SCHEMA_HELP = _(
+    "Optional JSON schema of the params a run accepts; leave empty for none. "
+    'Example: {"type": "object", "properties": {"day": {"type": "string"}}, '
+    '"required": ["day"]}'
+)
+
+
 class WorkflowForm(forms.ModelForm):
     """The workflow's own fields, with the version it was loaded at."""
 
@@ -243,6 +264,8 @@ class WorkflowForm(forms.ModelForm):
     class Meta:
         model = Workflow
         fields = ["name", "slug", "description", "params_schema"]
+        field_classes = {"params_schema": OptionalJSONField}
+        help_texts = {"params_schema": PARAMS_SCHEMA_HELP}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

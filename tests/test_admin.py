@@ -278,6 +278,39 @@ def test_stale_version_is_refused(admin_client):
     assert "Someone else saved this workflow" in errors_of(response)
 
 
+def test_no_run_params_schema_is_an_empty_box_and_empty_saves_none(admin_client):
+    def textarea(response) -> str:
+        content = response.content.decode()
+        start = content.index('name="params_schema"')
+        return content[start : content.index("</textarea>", start)]
+
+    add = admin_client.get(url("workflow_add"))
+    assert textarea(add).endswith(">\n")  # empty, not the text "null"
+    assert "Example:" in add.content.decode()
+    workflow = make_workflow("a")
+    assert workflow.params_schema is None
+    change = admin_client.get(url("workflow_change", workflow.pk))
+    assert textarea(change).endswith(">\n")
+    assert "null" not in textarea(change)
+
+    schema = {"type": "object", "properties": {"day": {"type": "string"}}}
+    data = inline_data(workflow, [{"key": "a"}], params_schema=json.dumps(schema))
+    response = admin_client.post(url("workflow_change", workflow.pk), data)
+    assert response.status_code == 302, errors_of(response)
+    workflow.refresh_from_db()
+    assert workflow.params_schema == schema
+    change = admin_client.get(url("workflow_change", workflow.pk))
+    assert "&quot;day&quot;" in textarea(change)
+
+    # Emptied again: stored as None (SQL NULL), shown empty.
+    data = inline_data(workflow, [{"key": "a"}], params_schema="")
+    response = admin_client.post(url("workflow_change", workflow.pk), data)
+    assert response.status_code == 302, errors_of(response)
+    assert Workflow.objects.filter(pk=workflow.pk, params_schema__isnull=True).exists()
+    change = admin_client.get(url("workflow_change", workflow.pk))
+    assert textarea(change).endswith(">\n")
+
+
 def test_invalid_run_params_schema_is_refused(admin_client):
     workflow = make_workflow("a")
     data = inline_data(workflow, [{"key": "a"}], params_schema='{"type": "nope"}')
