@@ -771,3 +771,20 @@ def test_reconcile_resumes_a_run_whose_message_was_lost(worker, pipeline, monkey
     final = wait_for_run(lost)
     assert final.status == RunStatus.SUCCESS
     assert final.step_runs.get(key="two").result == 3
+
+
+def test_every_command_has_a_section_in_docs_cli():
+    """docs/cli.md documents each command of both apps, with its exit codes."""
+    import admin_graph
+    import workflows
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    sections = docs.split("\n## ")
+    for app in (workflows, admin_graph):
+        folder = Path(app.__file__).parent / "management" / "commands"
+        for command in sorted(folder.glob("workflow_*.py")):
+            name = command.stem
+            section = next((s for s in sections if s.startswith(f"{name}\n")), None)
+            assert section is not None, f"docs/cli.md has no section for {name}"
+            assert "Exit:" in section, name
+            assert f"manage.py {name}" in section, name
