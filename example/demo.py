@@ -5,7 +5,9 @@
 defaults are a SQLite file and kombu's filesystem broker under ``example/var/``.
 Export ``DATABASE_URL`` and ``CELERY_BROKER_URL`` (e.g. ``redis://...``) to use
 real servers instead. ``--once`` stops after the run (exit 0 only on success);
-otherwise the worker and the server keep running until Ctrl-C.
+otherwise the worker and the server keep running until Ctrl-C (SIGINT) or
+SIGTERM, which stop them and exit 0. Further signals during that shutdown are
+ignored, so it always completes: the worker gets up to 30 s to finish a task.
 """
 
 from __future__ import annotations
@@ -328,13 +330,30 @@ def _shown(path: str) -> str:
     return path if relative.startswith("..") else relative
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def _terminate(signum, frame):
+    """Turn the first Ctrl-C or SIGTERM into a clean stop, and ignore the next.
+
+    Ctrl-C in a terminal, or ``make`` forwarding SIGTERM, may deliver a second
+    signal while the worker and the server are being stopped; raising again
+    there would abandon the cleanup with a traceback.
+    """
+    _ignore_stop_signals()
     raise KeyboardInterrupt
+
+
+def _ignore_stop_signals() -> None:
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; return the exit status."""
     args = parse_args(argv)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, _terminate)
     try:
         run_params = json.loads(args.params)
     except ValueError as exc:
@@ -366,7 +385,6 @@ def main(argv: list[str] | None = None) -> int:
     port, moved = free_port(args.port)
     if moved:
         say(f"Port {args.port} is taken; the server uses port {port} instead.")
-    signal.signal(signal.SIGTERM, _terminate)
     processes = Processes(log_dir)
     py = sys.executable
     try:
@@ -417,8 +435,15 @@ def main(argv: list[str] | None = None) -> int:
         say()
         return 0
     finally:
+        # Whether it ends normally or by a signal, the shutdown runs to its end.
+        _ignore_stop_signals()
         processes.stop()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # stopped before the worker and the server started
+        say()
+        say("Stopped.")
+        sys.exit(0)

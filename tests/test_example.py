@@ -458,3 +458,93 @@ def test_demo_once_runs_the_etl_through_a_real_worker(tmp_path, broker):
         assert step_status == "success", key
         assert result is not None and json.loads(result) is not None, key
     assert penguins == 333
+
+
+def _descendants(pid: int) -> set[int]:
+    """Return the pids of every living descendant of *pid* (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_demo_stops_quietly_on_ctrl_c_and_a_second_signal(tmp_path):
+    """Ctrl-C (SIGINT to the whole group), then SIGTERM during the cleanup, as
+    `make` forwards it: no traceback, exit 0, no worker or server left behind."""
+    import contextlib
+    import signal
+    import threading
+    import time
+
+    env = _example_env(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'demo.sqlite3'}")
+    proc = subprocess.Popen(
+        [sys.executable, str(EXAMPLE / "demo.py"), "--port", "0"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # a process group of its own, as in a terminal
+    )
+    lines: list[str] = []
+    stopping = threading.Event()
+    admin = threading.Event()
+
+    def read() -> None:
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("Admin:"):
+                admin.set()
+            if line.startswith("Stopping the"):
+                stopping.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    children: set[int] = set()
+    try:
+        assert admin.wait(120), "".join(lines)[-4000:]
+        time.sleep(0.5)
+        children = _descendants(proc.pid)
+        assert len(children) >= 2  # the worker (and its pool) and the server
+        os.killpg(proc.pid, signal.SIGINT)
+        assert stopping.wait(30), "".join(lines)[-4000:]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)  # a second signal mid-cleanup
+        proc.wait(90)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        for pid in _descendants(proc.pid) | children:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    reader.join(10)
+    output = "".join(lines)
+    assert "Traceback" not in output, output[-4000:]
+    assert "KeyboardInterrupt" not in output, output[-4000:]
+    assert "Stopped the worker." in output, output[-4000:]
+    assert proc.returncode == 0, output[-4000:]
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in children if _alive(pid)]
