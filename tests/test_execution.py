@@ -6,12 +6,14 @@ and ``apply_async`` is replaced by a recorder, because a step that ends may
 re-send a deferred step.
 """
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -462,3 +464,78 @@ def test_success_queues_the_next_steps_whose_upstream_all_succeeded(start):
     assert row(run, "c").status == StepStatus.PENDING  # still waits for b
     assert execute(run, "b") == "success"
     assert row(run, "c").status == StepStatus.QUEUED
+
+
+def test_taking_over_closes_the_lost_attempt(start):
+    run = start("a", "echo")
+    lost = f"{socket.gethostname()}:{dead_pid()}"
+    mark_running(run, "a", lost)
+    StepRun.objects.get(run=run, key="a").history.create(
+        number=1, status=StepStatus.RUNNING, worker=lost, started_at=timezone.now()
+    )
+    assert execute(run, "a") == "success"
+    assert history(run, "a") == [(1, "failed"), (2, "success")]
+    assert "was lost" in row(run, "a").history.get(number=1).error
+
+
+def test_a_lost_claim_on_a_running_step_looks_again_later(start, sent, settings):
+    run = start("a", "echo")
+    mark_running(run, "a", "elsewhere:123", heartbeat_age=1)
+    assert execute(run, "a") == "skipped"
+    (watch,) = sent
+    assert watch.task == RUN_STEP and watch.args == (run.pk, "a", run.generation)
+    sent.clear()
+    StepRun.objects.filter(run=run, key="a").update(status=StepStatus.SUCCESS)
+    assert execute(run, "a") == "skipped"
+    assert sent == []  # an ended step is not watched
+
+
+@pytest.mark.parametrize(
+    "raised", [SystemExit(3), KeyboardInterrupt(), GeneratorExit()], ids=repr
+)
+def test_base_exceptions_in_a_step_fail_it(start, temporary_type, raised):
+    def boom(params, inputs, context):
+        raise raised
+
+    temporary_type("boom", boom)
+    run = start("a>b", "boom")
+    assert execute(run, "a") == "failed"
+    assert row(run, "a").error.startswith(type(raised).__name__)
+    assert execute(run, "b") == "upstream_failed"
+
+
+def test_nul_characters_never_reach_the_database(start, temporary_type):
+    def nul(params, inputs, context):
+        context.log("before\x00after")
+        if params.get("raise"):
+            raise RuntimeError("bad\x00byte")
+        return {"text": "a\x00b"}
+
+    temporary_type("nul", nul)
+    run = start("a b", "nul", overrides={"b": {"params": {"raise": True}}})
+    assert execute(run, "a") == "failed"
+    assert "NUL" in row(run, "a").error
+    assert "before\\x00after" in row(run, "a").log
+    assert execute(run, "b") == "failed"
+    assert "bad\\x00byte" in row(run, "b").error
+
+
+def test_a_step_that_swallows_its_timeout_still_times_out(start, temporary_type):
+    def swallow(params, inputs, context):
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end:
+            with contextlib.suppress(BaseException):  # the worst a step can do
+                time.sleep(0.02)
+        return "late"
+
+    temporary_type("swallow", swallow)
+    run = start("a", "swallow", timeout=0.2)
+    assert execute(run, "a") == "failed"
+    assert row(run, "a").error == "Timed out after 0.2 seconds."
+
+
+def test_result_size_is_counted_in_utf8_bytes(start, temporary_type, settings):
+    settings.DAGFLOW = {**settings.DAGFLOW, "RESULT_MAX_BYTES": 1000}
+    temporary_type("accents", lambda p, i, c: "é" * 450)  # 902 bytes, 2,702 escaped
+    run = start("a", "accents")
+    assert execute(run, "a") == "success"

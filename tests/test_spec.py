@@ -244,6 +244,29 @@ BAD_IMPORTS = {
         "slug": "etl",
         "steps": [{"key": "a", "type": "noop", "when": "always"}],
     },
+    "slug ending in a newline": {"slug": "etl\n", "steps": []},
+    "key ending in a newline": {
+        "slug": "etl",
+        "steps": [{"key": "a\n", "type": "noop"}],
+    },
+    "NaN in a layout": {"slug": "etl", "layout": {"a": {"x": float("nan")}}},
+    "bytes in params": {
+        "slug": "etl",
+        "steps": [{"key": "a", "type": "echo", "params": {"b": b"x"}}],
+    },
+    "NUL in params": {
+        "slug": "etl",
+        "steps": [{"key": "a", "type": "echo", "params": {"b": "x\x00"}}],
+    },
+    "self-referring params_schema": {"slug": "etl", "params_schema": {"$ref": "#"}},
+    "retry delay over a week": {
+        "slug": "etl",
+        "steps": [{"key": "a", "type": "noop", "retries": 1, "retry_delay": 1e300}],
+    },
+    "timeout over a week": {
+        "slug": "etl",
+        "steps": [{"key": "a", "type": "noop", "timeout": 700_000}],
+    },
 }
 
 
@@ -343,3 +366,18 @@ def test_step_to_spec_drops_empty_options_only():
 
 def test_validate_workflow_spec_accepts_the_full_example():
     assert validate_workflow_spec(copy.deepcopy(FULL)) is None
+
+
+def test_params_too_deep_to_store_are_refused_and_save_nothing():
+    deep: list = []
+    for _ in range(5000):
+        deep = [deep]
+    before = snapshot_db()
+    data = {
+        "slug": "etl",
+        "steps": [{"key": "a", "type": "echo", "params": {"b": deep}}],
+    }
+    with pytest.raises(InvalidWorkflow) as excinfo:
+        import_workflow(data)
+    assert "nests deeper than 200 levels" in excinfo.value.errors[0]
+    assert snapshot_db() == before

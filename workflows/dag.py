@@ -6,6 +6,7 @@ A *step spec* is the dict the JSON format uses:
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable
@@ -17,10 +18,14 @@ from workflows.conf import app_settings
 from workflows.exceptions import CycleError, InvalidParams, InvalidWorkflow
 from workflows.registry import NotRegistered, StepRegistry, registry
 
-KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+KEY_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 # Step.retries is a PositiveIntegerField: 32 bits on PostgreSQL, so a larger
 # value must be refused here rather than crash the save with a DataError.
 MAX_RETRIES = 2_147_483_647
+# Longer waits belong to a scheduler, not to a step holding a worker.
+MAX_SECONDS = 7 * 24 * 3600
+# SQLite refuses JSON nested deeper than 1,000 levels; real params stay far below.
+MAX_JSON_DEPTH = 200
 STEP_FIELDS = {
     "key",
     "type",
@@ -53,13 +58,53 @@ def find_cycle(graph: nx.DiGraph) -> list[str] | None:
     return [u for u, _v in edges]
 
 
+def json_errors(value: object, what: str) -> list[str]:
+    """Return why *value* cannot be stored as JSON in any database we support.
+
+    NaN and infinities are not JSON, sets and bytes are not JSON types, and
+    PostgreSQL refuses the NUL character in JSON text.
+    """
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        return [
+            f"{what} must be plain JSON (objects, arrays, strings, finite numbers, "
+            f"true, false, null): {exc}"
+        ]
+    if "\\u0000" in text:
+        return [f"{what} must not contain the NUL character (\\u0000)"]
+    if _depth(value) > MAX_JSON_DEPTH:
+        return [f"{what} nests deeper than {MAX_JSON_DEPTH} levels"]
+    return []
+
+
+def _depth(value: object) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 def validate_params(params: object, schema: dict | None, what: str = "params") -> None:
     """Raise InvalidParams naming every place where *params* fails *schema*."""
     if not schema:
         return
+    problem = json_errors(params, what)
+    if problem:
+        raise InvalidParams(problem[0])
     validator = Draft202012Validator(schema)
     problems = []
-    for error in sorted(validator.iter_errors(params), key=lambda e: list(e.path)):
+    try:
+        errors = sorted(validator.iter_errors(params), key=lambda e: list(e.path))
+    except RecursionError:
+        raise InvalidParams(
+            f"{what} cannot be checked: the schema refers to itself without end"
+        ) from None
+    for error in errors:
         where = "/".join(str(p) for p in error.absolute_path) or "(root)"
         problems.append(f"{where}: {error.message}")
     if problems:
@@ -91,7 +136,7 @@ def validate_steps(steps: list[dict], step_registry: StepRegistry = registry) ->
             errors.append(f"{where}: 'key' is required")
             continue
         where = f"step {key!r}"
-        if len(key) > 100 or not KEY_RE.match(key):
+        if len(key) > 100 or not KEY_RE.fullmatch(key):
             errors.append(
                 f"{where}: key must be at most 100 letters, digits, '_', '-' or '.'"
             )
@@ -117,6 +162,9 @@ def validate_steps(steps: list[dict], step_registry: StepRegistry = registry) ->
                 )
     if errors:
         raise InvalidWorkflow(errors + [f"cycle: {k} -> {k}" for k in self_loops])
+    errors = json_errors(steps, "steps")  # what the checks above do not look at
+    if errors:
+        raise InvalidWorkflow(errors)
     if self_loops:
         raise CycleError([self_loops[0]])
     cycle = find_cycle(build_graph(steps))
@@ -167,6 +215,10 @@ def _spec_errors(spec: dict, where: str, step_registry: StepRegistry) -> list[st
             errors.append(f"{where}: {name} must be {kind} {bound}")
         elif integer and value > MAX_RETRIES:
             errors.append(f"{where}: {name} must be at most {MAX_RETRIES}")
+        elif not integer and value > MAX_SECONDS:
+            errors.append(
+                f"{where}: {name} must be at most {MAX_SECONDS} seconds (a week)"
+            )
     label = spec.get("label")
     if label is not None and (not isinstance(label, str) or len(label) > 200):
         errors.append(f"{where}: label must be text of at most 200 characters")

@@ -42,8 +42,12 @@ class StepResultError(WorkflowError):
     """Refuse a step result that cannot be stored as JSON."""
 
 
-class StepTimeout(WorkflowError):
-    """Raised inside a step that ran past its timeout."""
+class StepTimeout(BaseException):
+    """Raised inside a step that ran past its timeout.
+
+    A BaseException, so that a step's own ``except Exception`` cannot swallow
+    it and run on past its timeout.
+    """
 
 
 class StaleWorkflow(WorkflowError):

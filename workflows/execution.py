@@ -19,11 +19,12 @@ import traceback
 from contextlib import contextmanager
 from datetime import timedelta
 
-from django.db import close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection
 from django.db.models import F, Q
 from django.utils import timezone
 
 from workflows.conf import app_settings
+from workflows.dag import json_errors
 from workflows.exceptions import StepResultError, StepTimeout
 from workflows.models import StepAttempt, StepRun, WorkflowRun
 from workflows.registry import NotRegistered, StepContext, registry
@@ -85,6 +86,7 @@ def _execute(run_id: int, key: str, generation: int) -> str:
         return str(blocked) if settled else "skipped"
     me = worker_name()
     if not _claim(step_run, generation, me):
+        _watch(step_run, generation)
         return "skipped"
     inputs = {k: upstream[k].result for k in step_run.spec.get("after", [])}
     guard = _Guard()
@@ -157,7 +159,8 @@ def _claim(step_run: StepRun, generation: int, me: str) -> bool:
     """
     now = timezone.now()
     mine = Q(status__in=OPEN)
-    if step_run.status in ACTIVE and _owner_is_gone(step_run, now):
+    takeover = step_run.status in ACTIVE and _owner_is_gone(step_run, now)
+    if takeover:
         mine = Q(status__in=ACTIVE, worker=step_run.worker)
     claimed = StepRun.objects.filter(
         mine, pk=step_run.pk, run__generation=generation
@@ -168,6 +171,14 @@ def _claim(step_run: StepRun, generation: int, me: str) -> bool:
         started_at=step_run.started_at or now,
         attempts=F("attempts") + 1,
     )
+    if claimed and takeover:
+        StepAttempt.objects.filter(
+            step_run=step_run, status=StepStatus.RUNNING, worker=step_run.worker
+        ).update(
+            status=StepStatus.FAILED,
+            finished_at=now,
+            error=f"The worker process running it ({step_run.worker}) was lost.",
+        )
     if claimed:
         step_run.refresh_from_db()
     return bool(claimed)
@@ -175,15 +186,43 @@ def _claim(step_run: StepRun, generation: int, me: str) -> bool:
 
 def _owner_is_gone(step_run: StepRun, now) -> bool:
     host, _, pid = step_run.worker.rpartition(":")
-    if host == socket.gethostname() and pid.isdigit():
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
+    if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+        return True
     limit = now - timedelta(seconds=app_settings.STALE_AFTER)
     return step_run.heartbeat_at is None or step_run.heartbeat_at < limit
+
+
+def _alive(pid: int) -> bool:
+    """Return whether process *pid* of this host still runs (a zombie does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # Linux: a pool child that just died is a zombie until it is reaped
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
+def _watch(step_run: StepRun, generation: int) -> None:
+    """After a lost claim on a step that is running elsewhere, look again later.
+
+    If its owner died in a way this delivery could not see (another host, a
+    process not yet reaped), nothing else would ever send the step again; the
+    delayed look takes it over once its heartbeat is stale, and does nothing
+    if it has ended.
+    """
+    from workflows.compiler import step_signature_factory
+
+    status = StepRun.objects.filter(pk=step_run.pk).values_list("status", flat=True)
+    if status.first() in ACTIVE:
+        make = step_signature_factory(
+            step_run.run_id, generation, {}, {step_run.key: step_run.spec.get("queue")}
+        )
+        make(step_run.key).apply_async(countdown=app_settings.STALE_AFTER)
 
 
 def _attempts(
@@ -232,15 +271,22 @@ def _attempts(
                 )
                 connection.close()
             raise
-        except (Exception, SystemExit) as exc:  # sys.exit() in a step is a failure
+        except BaseException as exc:  # sys.exit() in a step is a failure, too
             error, tb = f"{type(exc).__name__}: {exc}", traceback.format_exc()
-        log = _cut("\n".join(context.lines))
+        error, tb = _text(error), _text(tb)
+        log = _cut(_text("\n".join(context.lines)))
         attempt.finished_at = timezone.now()
         attempt.status = StepStatus.FAILED if error else StepStatus.SUCCESS
         attempt.error, attempt.traceback, attempt.log = error, tb, log
         attempt.save()
         if not error:
-            done = _finish(step_run, me, StepStatus.SUCCESS, result=stored, log=log)
+            try:
+                done = _finish(step_run, me, StepStatus.SUCCESS, result=stored, log=log)
+            except DatabaseError as exc:  # a value this database cannot store
+                connection.close()
+                error = _text(f"The result could not be stored: {exc}")
+                done = _finish(step_run, me, StepStatus.FAILED, error=error, log=log)
+                return "failed" if done else "discarded"
             return "success" if done else "discarded"
         if step_run.attempts > retries:
             done = _finish(
@@ -276,19 +322,22 @@ def _finish(step_run: StepRun, me: str, status: str, **fields) -> bool:
 
 def _storable(value: object) -> object:
     """Return *value* if it can be stored as JSON, else raise StepResultError."""
-    try:
-        text = json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
+    problems = json_errors(value, "the step's result")
+    if problems:
+        raise StepResultError(f"{problems[0]}; it cannot be stored as JSON.")
+    text = json.dumps(value, ensure_ascii=False)
+    size, limit = len(text.encode()), app_settings.RESULT_MAX_BYTES
+    if size > limit:
         raise StepResultError(
-            f"The step returned a result that cannot be stored as JSON: {exc}"
-        ) from exc
-    limit = app_settings.RESULT_MAX_BYTES
-    if len(text.encode()) > limit:
-        raise StepResultError(
-            f"The step returned {len(text.encode())} bytes of JSON; the limit "
+            f"The step returned {size} bytes of JSON; the limit "
             f"(DAGFLOW['RESULT_MAX_BYTES']) is {limit}."
         )
     return json.loads(text)
+
+
+def _text(text: str) -> str:
+    """Return *text* storable in any database (PostgreSQL refuses NUL)."""
+    return text.replace("\x00", "\\x00")
 
 
 def _cut(text: str) -> str:
@@ -350,11 +399,15 @@ def _call(function, params, inputs, context: StepContext, guard: _Guard, timeout
         return function(params, inputs, context)
     guard.message = f"Timed out after {timeout:g} seconds."
     if guard.main:
+        deadline = time.monotonic() + float(timeout)
         signal.setitimer(signal.ITIMER_REAL, float(timeout))
         try:
-            return function(params, inputs, context)
+            value = function(params, inputs, context)
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
+        if time.monotonic() > deadline:  # the function caught the StepTimeout
+            raise StepTimeout(guard.message)
+        return value
     box: dict = {}
 
     def target():

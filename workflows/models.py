@@ -11,7 +11,7 @@ from workflows.querysets import StepRunQuerySet, WorkflowRunQuerySet
 from workflows.states import RunStatus, StepStatus
 
 key_validator = RegexValidator(
-    r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
+    r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\Z",
     _("Use letters, digits, '_', '-' or '.'; start with a letter, digit or '_'."),
     code="invalid_key",
 )

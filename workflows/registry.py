@@ -11,7 +11,7 @@ from django.utils.module_loading import autodiscover_modules
 
 StepFunction = Callable[[dict, dict, "StepContext"], Any]
 
-NAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,99}$")
+NAME_RE = re.compile(r"[a-z][a-z0-9_.-]{0,99}")
 
 
 class AlreadyRegistered(Exception):
@@ -78,7 +78,7 @@ class StepRegistry:
 
     def register(self, step_type: StepType) -> StepType:
         """Add *step_type*; raise AlreadyRegistered if its name is taken."""
-        if not NAME_RE.match(step_type.name):
+        if not NAME_RE.fullmatch(step_type.name):
             raise ValueError(
                 f"Invalid step type name {step_type.name!r}: use lowercase letters, "
                 "digits, '_', '-' or '.', starting with a letter."

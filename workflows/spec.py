@@ -20,12 +20,12 @@ from django.db.models import F
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from workflows.dag import validate_steps
+from workflows.dag import json_errors, validate_steps
 from workflows.exceptions import InvalidWorkflow, StaleWorkflow
 from workflows.models import Step, Workflow
 from workflows.registry import StepRegistry, registry
 
-SLUG_RE = re.compile(r"^[-a-zA-Z0-9_]{1,100}$")
+SLUG_RE = re.compile(r"[-a-zA-Z0-9_]{1,100}")
 TOP_FIELDS = {"slug", "name", "description", "params_schema", "layout", "steps"}
 OPTIONAL_STEP_FIELDS = ("label", "retries", "retry_delay", "timeout")
 
@@ -34,12 +34,14 @@ def validate_workflow_spec(data: Any, step_registry: StepRegistry = registry) ->
     """Raise InvalidWorkflow listing every problem of the workflow *data*."""
     if not isinstance(data, dict):
         raise InvalidWorkflow("a workflow must be a JSON object")
-    errors = []
+    errors = json_errors(data, "the workflow")
+    if errors:
+        raise InvalidWorkflow(errors)
     unknown = set(data) - TOP_FIELDS
     if unknown:
         errors.append(f"unknown fields {', '.join(sorted(unknown))}")
     slug = data.get("slug")
-    if not isinstance(slug, str) or not SLUG_RE.match(slug):
+    if not isinstance(slug, str) or not SLUG_RE.fullmatch(slug):
         errors.append("slug is required: 1 to 100 letters, digits, '-' or '_'")
     for name, limit in (("name", 200), ("description", None)):
         value = data.get(name)
@@ -67,8 +69,11 @@ def params_schema_errors(schema: Any) -> list[str]:
         return ["params_schema must be a JSON schema object"]
     try:
         Draft202012Validator.check_schema(schema)
+        Draft202012Validator(schema).is_valid({})
     except SchemaError as exc:
         return [f"params_schema is not a valid JSON schema: {exc.message}"]
+    except RecursionError:
+        return ["params_schema refers to itself without end"]
     return []
 
 

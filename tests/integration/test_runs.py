@@ -294,3 +294,10 @@ def test_cancel_interrupts_a_running_step_and_frees_its_worker(worker):
     assert (attempt.finished_at - attempt.started_at).total_seconds() < 10
     after = wait_for_run(runs.start_run(make_workflow("a>b", slug="next")), timeout=20)
     assert after.status == RunStatus.SUCCESS
+
+
+def test_sys_exit_in_a_step_fails_it_and_the_run_ends(worker):
+    run = wait_for_run(runs.start_run(make_workflow("a>b c", "exit")), timeout=30)
+    assert run.status == RunStatus.FAILED
+    assert statuses(run) == {"a": "failed", "b": "upstream_failed", "c": "failed"}
+    assert run.step_runs.get(key="a").error == "SystemExit: 3"

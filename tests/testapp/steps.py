@@ -93,3 +93,9 @@ def suicide(params, inputs, context):
 def configurable(params, inputs, context):
     """Return params and the keys of the upstream results (for editor tests)."""
     return {"params": params, "inputs": sorted(inputs)}
+
+
+@step("exit", label="Call sys.exit()")
+def exit_step(params, inputs, context):
+    """Call sys.exit(3), as a careless script would: a failure, not a lost worker."""
+    raise SystemExit(3)
