@@ -56,7 +56,13 @@ def _example_env(tmp_path: Path, **extra: str) -> dict:
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND")
+        if key
+        not in (
+            "DATABASE_URL",
+            "CELERY_BROKER_URL",
+            "CELERY_RESULT_BACKEND",
+            "CELERY_QUEUE",
+        )
     }
     env.update(
         DJANGO_SETTINGS_MODULE="example.settings",
@@ -425,6 +431,8 @@ def test_demo_once_runs_the_etl_through_a_real_worker(tmp_path, broker):
                 pytest.fail(f"Redis does not answer at {settings.REDIS_URL}")
             pytest.skip(f"Redis does not answer at {settings.REDIS_URL}")
         extra["CELERY_BROKER_URL"] = settings.REDIS_URL
+        # Its own queue: other sessions may run demos on this Redis at once.
+        extra["CELERY_QUEUE"] = f"demo-{tmp_path.name}-{os.getpid()}"
     proc = subprocess.Popen(
         [sys.executable, str(EXAMPLE / "demo.py"), "--once", "--port", "0"],
         cwd=ROOT,

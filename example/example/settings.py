@@ -8,6 +8,7 @@ Environment variables:
 ``DATABASE_URL``          any dj-database-url URL, e.g. ``postgres://user@host/db``
 ``CELERY_BROKER_URL``     e.g. ``redis://127.0.0.1:6379/0`` (default: filesystem)
 ``CELERY_RESULT_BACKEND`` default: the Redis URL with Redis, else ``django-db``
+``CELERY_QUEUE``          default: ``dagflow-example``
 ``EXAMPLE_VAR_DIR``       where the default database, broker folders and logs go
 ``DJANGO_SECRET_KEY``, ``DJANGO_DEBUG``, ``DJANGO_ALLOWED_HOSTS``
 """
@@ -142,6 +143,9 @@ else:
 # Chords need a backend that can join: django-celery-results ("django-db")
 # counts a chord's finished members in a row of the Django database.
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or _default_backend
+# A queue of its own, so a worker of another project on the same Redis never
+# takes this project's messages (workers consume the default queue).
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE") or "dagflow-example"
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
