@@ -122,7 +122,8 @@ def _after_step(run_id: int, key: str, generation: int, outcome: str) -> None:
         ).only("key", "spec", "task_id")
     )
     for step_run in deferred:
-        if _any_open(_upstream(step_run)):
+        after = step_run.spec.get("after", [])
+        if StepRun.objects.filter(run_id=run_id, key__in=after).not_final().exists():
             continue
         if StepRun.objects.filter(pk=step_run.pk, deferred=True).update(deferred=False):
             make = step_signature_factory(
