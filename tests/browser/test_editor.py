@@ -1,5 +1,5 @@
 """The graph editor in Chromium: build, refuse a cycle, save, reload, run; conflicts;
-read-only users. Screenshots go to docs/img/editor-*.png for docs/editor.md.
+read-only users. Screenshots (editor-*.png) go to docs/img with DAGFLOW_SCREENSHOTS=docs.
 """
 
 from __future__ import annotations
