@@ -1,5 +1,5 @@
 """The graph editor in Chromium: build, refuse a cycle, save, reload, run; conflicts;
-read-only users. Screenshots (editor-*.png) go to docs/img with DAGFLOW_SCREENSHOTS=docs.
+read-only users. DAGFLOW_SCREENSHOTS=docs writes editor-*.png to docs/img.
 """
 
 from __future__ import annotations
