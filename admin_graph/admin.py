@@ -74,6 +74,13 @@ def type_labels() -> dict[str, str]:
     return {t.name: t.label for t in registry}
 
 
+def running_time(obj) -> str:
+    """Return how long *obj* (a run or step run) ran, or runs so far."""
+    if not obj.started_at:
+        return "—"
+    return format_duration((obj.finished_at or timezone.now()) - obj.started_at)
+
+
 class StepInline(admin.StackedInline):
     model = Step
     form = StepForm
@@ -430,9 +437,7 @@ class WorkflowRunAdmin(RunProgressMixin, GraphViewsMixin, admin.ModelAdmin):
 
     @admin.display(description=gettext_lazy("duration"))
     def duration(self, obj):
-        if not obj.started_at:
-            return "—"
-        return format_duration((obj.finished_at or timezone.now()) - obj.started_at)
+        return running_time(obj)
 
     @admin.display(description=gettext_lazy("params"))
     def params_display(self, obj):
@@ -744,9 +749,7 @@ class StepRunAdmin(admin.ModelAdmin):
 
     @admin.display(description=gettext_lazy("duration"))
     def duration(self, obj):
-        if not obj.started_at:
-            return "—"
-        return format_duration((obj.finished_at or timezone.now()) - obj.started_at)
+        return running_time(obj)
 
     @admin.display(description=gettext_lazy("params"))
     def params_display(self, obj):

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from celery import canvas
 from django.conf import settings
 from django.db import connection
 
@@ -76,6 +77,19 @@ def worker(django_db_setup, django_db_blocker):
         process.wait(20)
     except subprocess.TimeoutExpired:
         process.kill()
+
+
+@pytest.fixture
+def sent(monkeypatch) -> list:
+    """Record every signature that would be sent, instead of sending it (unit tests)."""
+    calls: list = []
+
+    def record(self, *args, **kwargs):
+        calls.append(self)
+
+    for cls in (canvas.Signature, canvas._chain, canvas._chord, canvas.group):
+        monkeypatch.setattr(cls, "apply_async", record)
+    return calls
 
 
 @pytest.fixture

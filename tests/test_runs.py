@@ -22,19 +22,6 @@ from workflows.states import RunStatus, StepStatus, run_status_from_steps
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def sent(monkeypatch) -> list:
-    """Record every signature that would be sent, instead of sending it."""
-    calls: list = []
-
-    def record(self, *args, **kwargs):
-        calls.append(self)
-
-    for cls in (canvas.Signature, canvas._chain, canvas._chord, canvas.group):
-        monkeypatch.setattr(cls, "apply_async", record)
-    return calls
-
-
 def start(capture, workflow, params=None, **kwargs):
     with capture() as callbacks:
         run = runs.start_run(workflow, params, **kwargs)
