@@ -64,6 +64,8 @@ def json_errors(value: object, what: str) -> list[str]:
     NaN and infinities are not JSON, sets and bytes are not JSON types, and
     PostgreSQL refuses the NUL character in JSON text.
     """
+    if _depth(value) > MAX_JSON_DEPTH:  # before json.dumps, which may recurse
+        return [f"{what} nests deeper than {MAX_JSON_DEPTH} levels"]
     try:
         text = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError, RecursionError) as exc:
@@ -73,8 +75,6 @@ def json_errors(value: object, what: str) -> list[str]:
         ]
     if "\\u0000" in text:
         return [f"{what} must not contain the NUL character (\\u0000)"]
-    if _depth(value) > MAX_JSON_DEPTH:
-        return [f"{what} nests deeper than {MAX_JSON_DEPTH} levels"]
     return []
 
 
@@ -83,6 +83,8 @@ def _depth(value: object) -> int:
     while stack:
         item, depth = stack.pop()
         if isinstance(item, dict | list):
+            if depth > MAX_JSON_DEPTH:  # also ends on a list that holds itself
+                return depth
             deepest = max(deepest, depth)
             children = item.values() if isinstance(item, dict) else item
             stack.extend((child, depth + 1) for child in children)
